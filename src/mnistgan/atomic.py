@@ -1,0 +1,61 @@
+"""Atomic file writes: every file mnistgan writes appears whole or not at all.
+
+A writer gets a temp file beside the target; only when the block finishes without error is the
+temp file fsynced and renamed over the target (`os.replace`, atomic on POSIX). An exception or a
+full disk leaves the old file, if any, untouched and removes the temp file. A kill -9 can leave a
+`.NAME.tmp-PID` file behind, which no reader ever takes for the real one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+def temp_path(path: Path) -> Path:
+    """The hidden temp name a write to `path` goes through."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open `path` for binary writing so that it is replaced only if the block succeeds."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_open(path) as f:
+        f.write(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 `text` to `path` atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename itself must reach the disk for a crash right after it to keep the new file.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,95 @@
+"""The IDX file format that MNIST ships in: parse with strict checks, write byte-exactly.
+
+An IDX file is a 4-byte magic (two zero bytes, a dtype code, the number of dimensions), one
+big-endian uint32 per dimension, then the array in C order. Only unsigned bytes (code 0x08) are
+used by MNIST-style data sets, and only those are accepted. Files may be gzipped; gzip output is
+written with a zero timestamp and no file name so that the same array gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from mnistgan.atomic import write_bytes_atomic
+from mnistgan.errors import UserError
+
+UBYTE = 0x08
+MAX_NDIM = 4
+
+
+class IdxError(UserError):
+    """An IDX file that is unreadable, truncated or not what it claims to be."""
+
+
+def decode_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse uncompressed IDX bytes into a uint8 array; raise `IdxError` naming `name` if invalid."""
+    if len(data) < 4:
+        raise IdxError(f"{name}: not an IDX file ({len(data)} bytes, too short for a header)")
+    zero1, zero2, code, ndim = data[0], data[1], data[2], data[3]
+    if zero1 != 0 or zero2 != 0:
+        raise IdxError(f"{name}: not an IDX file (bad magic {data[:4].hex()})")
+    if code != UBYTE:
+        raise IdxError(f"{name}: IDX dtype code 0x{code:02x} is not unsigned byte (0x08)")
+    if not 1 <= ndim <= MAX_NDIM:
+        raise IdxError(f"{name}: IDX header claims {ndim} dimensions (expected 1 to {MAX_NDIM})")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IdxError(f"{name}: truncated IDX header ({len(data)} of {header} bytes)")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    expected = header + int(np.prod(shape, dtype=np.int64))
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise IdxError(
+            f"{name}: {what}: shape {tuple(shape)} needs {expected} bytes, file has {len(data)}"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    """The uncompressed IDX bytes of a uint8 array (header + data), exactly as MNIST's files."""
+    array = np.ascontiguousarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"IDX arrays here are uint8, got {array.dtype}")
+    if not 1 <= array.ndim <= MAX_NDIM:
+        raise ValueError(f"IDX arrays have 1 to {MAX_NDIM} dimensions, got {array.ndim}")
+    header = bytes([0, 0, UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.tobytes()
+
+
+def read_idx_bytes(path: str | os.PathLike) -> bytes:
+    """The uncompressed bytes of an IDX file, gunzipping when it starts with gzip's magic."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise IdxError(f"{path}: cannot read ({e.strerror or e})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise IdxError(f"{path}: corrupt gzip data ({e})") from None
+    return raw
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (gzipped or not) into a uint8 array with every structural check."""
+    return decode_idx(read_idx_bytes(path), str(path))
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """Deterministic gzip: no timestamp, no file name, so equal inputs give equal files."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write `array` as IDX (gzipped when `path` ends in .gz), atomically via a temp file."""
+    data = encode_idx(array)
+    if str(path).endswith(".gz"):
+        data = gzip_bytes(data)
+    write_bytes_atomic(path, data)
