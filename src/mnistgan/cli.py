@@ -1,0 +1,182 @@
+"""The `mnistgan` command: parse flags, build the config, call the library. Nothing else.
+
+Every mistake a user can make (`UserError`, or a flag click rejects) ends as one line on stderr
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mnistgan.config import RunConfig, load_preset, preset_names, preset_summary
+from mnistgan.errors import UserError
+
+DEFAULT_PRESET = "seed"
+# Flags that only change how long or how verbosely a run goes on: a resume may change these.
+RESUMABLE = {"epochs", "max_steps", "log_every", "checkpoint_every", "snapshot_every", "device",
+             "data_dir"}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="mnistgan")
+def cli() -> None:
+    """Train GANs on MNIST and generate synthetic MNIST, offline, on a CPU or GPU.
+
+    \b
+    Examples:
+      mnistgan train --preset seed --epochs 1     # the tutorial's GAN, one epoch
+      mnistgan train --resume runs/seed-000       # continue a stopped run exactly
+      mnistgan data                               # where MNIST comes from, verified
+    """
+
+
+TRAIN_EXAMPLES = """Train a GAN and write a run folder (config, log, grids, checkpoints).
+
+\b
+Examples:
+  mnistgan train --preset seed --epochs 1 --out runs/seed
+  mnistgan train --preset seed --max-steps 500 --batch-size 64
+  mnistgan train --resume runs/seed --epochs 5     # continue, now to epoch 5
+  mnistgan train --preset seed --dry-run           # print the resolved config
+"""
+
+
+@cli.command(help=TRAIN_EXAMPLES)
+@click.option("--preset", type=str, default=None, help=f"Preset name (default {DEFAULT_PRESET}); see `mnistgan presets`.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/PRESET-NNN, a new number each run).")
+@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder given by --out.")
+@click.option("--epochs", type=int, default=None, help="Number of epochs (a pass over the training set each).")
+@click.option("--max-steps", type=int, default=None, help="Stop at this total step count of the run (across resumes).")
+@click.option("--batch-size", type=int, default=None, help="Images per batch, for D and for G.")
+@click.option("--lr", type=float, default=None, help="Adam learning rate of both G and D.")
+@click.option("--seed", type=int, default=None, help="Seed of weights, noise and data order.")
+@click.option("--device", type=str, default=None, help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
+@click.option("--dataset", type=str, default=None, help="mnist, fashion-mnist, or idx (any folder of MNIST-format IDX files).")
+@click.option("--data-dir", type=str, default=None, help="Folder with IDX files, and where found data is cached (default ./data).")
+@click.option("--normalize", type=click.Choice(["symmetric", "tutorial"]), default=None, help="Pixel scaling: symmetric [-1,1] (default) or the tutorial's mean/std (its bug).")
+@click.option("--log-every", type=int, default=None, help="Steps between log lines (default 100, as the tutorial).")
+@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (each epoch end also saves one).")
+@click.option("--snapshot-every", type=int, default=None, help="Epochs between kept snapshots in checkpoints/.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit without training.")
+def train(**opts: Any) -> None:
+    from mnistgan.data import load_dataset
+    from mnistgan.runtime import resolve_device
+
+    cfg, run, state = _resolve_run(opts)
+    if opts["dry_run"]:
+        click.echo(json.dumps(cfg.to_dict(), indent=2))
+        return
+    device = resolve_device(cfg.train.device)
+    data = load_dataset(cfg.data.dataset, cfg.data.data_dir, log=click.echo)
+    _train(cfg, data, device, run, state)
+
+
+def _resolve_run(opts: dict[str, Any]):
+    """(config, run folder or None for a dry run, checkpoint state or None)."""
+    from mnistgan.checkpoint import load_checkpoint
+    from mnistgan.run import RunDir
+
+    overrides = _overrides(opts)
+    if opts["resume"] is not None:
+        given = [k for k, v in opts.items() if v not in (None, False) and k not in RESUMABLE]
+        fixed = [k for k in given if k not in ("resume", "dry_run")]
+        if fixed:
+            name = fixed[0].replace("_", "-")
+            raise UserError(f"--{name} cannot change on --resume: the run's config fixes it")
+        run = RunDir.existing(opts["resume"])
+        state = load_checkpoint(run.last)
+        cfg = RunConfig.from_dict(state["config"]).replace(**overrides)
+        return cfg, run, state
+    cfg = load_preset(opts["preset"] or DEFAULT_PRESET).replace(**overrides)
+    if opts["dry_run"]:
+        return cfg, None, None
+    out = opts["out"] or _next_run_dir(Path("runs"), cfg.preset)
+    return cfg, RunDir.create(out, cfg, overwrite=opts["overwrite"]), None
+
+
+def _overrides(opts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    sections = {
+        "train": ("epochs", "max_steps", "batch_size", "seed", "device", "log_every",
+                  "checkpoint_every", "snapshot_every"),
+        "data": ("dataset", "data_dir", "normalize"),
+    }
+    out = {s: {k: opts[k] for k in keys if opts[k] is not None} for s, keys in sections.items()}
+    if opts["lr"] is not None:
+        out["optim"] = {"lr_g": opts["lr"], "lr_d": opts["lr"]}
+    return {s: v for s, v in out.items() if v}
+
+
+def _next_run_dir(root: Path, preset: str) -> Path:
+    taken = {p.name for p in root.glob(f"{preset}-*")} if root.is_dir() else set()
+    n = 0
+    while f"{preset}-{n:03d}" in taken:
+        n += 1
+    return root / f"{preset}-{n:03d}"
+
+
+def _train(cfg: RunConfig, data, device, run, state) -> None:
+    from mnistgan.train import Trainer
+
+    trainer = Trainer(cfg, data, device=device, run=run)
+    if state is not None:
+        trainer.load_state_dict(state)
+        run.truncate_log(trainer.progress.step)
+        click.echo(f"resumed {run.path} at step {trainer.progress.step}")
+    click.echo(f"training {cfg.preset} on {device} for {trainer.total_steps()} steps -> {run.path}")
+    outcome = trainer.fit()
+    step = trainer.progress.step
+    if outcome == "interrupted":
+        name = signal.Signals(trainer._stop_signal).name
+        click.echo(f"{name}: stopped at step {step}, checkpoint saved; resume with:\n"
+                   f"  mnistgan train --resume {run.path}", err=True)
+        sys.exit(128 + trainer._stop_signal)
+    click.echo(f"done: {step} steps; weights in {run.generator} and {run.discriminator}")
+
+
+@cli.command()
+@click.option("--dataset", type=str, default="mnist", show_default=True, help="mnist, fashion-mnist or idx.")
+@click.option("--data-dir", type=str, default="data", show_default=True, help="Folder searched first, and where found data is cached.")
+def data(dataset: str, data_dir: str) -> None:
+    """Show where the data comes from, verify it, and count it.
+
+    \b
+    Example:
+      mnistgan data --data-dir data
+    """
+    from mnistgan.data import load_dataset
+
+    ds = load_dataset(dataset, data_dir, log=click.echo)
+    for split, labels in (("train", ds.train_labels), ("test", ds.test_labels)):
+        if labels is not None:
+            counts = " ".join(str(c) for c in labels.bincount(minlength=10).tolist())
+            click.echo(f"{split}: {len(labels)} images; per digit 0-9: {counts}")
+    click.echo(f"fingerprint: {ds.fingerprint}")
+
+
+@cli.command()
+def presets() -> None:
+    """List the shipped presets, one line each."""
+    for name in preset_names():
+        click.echo(f"{name:10s} {preset_summary(name)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning user mistakes into one line and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="mnistgan", standalone_mode=False)
+    except UserError as e:
+        click.echo(f"mnistgan: error: {e}", err=True)
+        sys.exit(2)
+    except click.UsageError as e:
+        click.echo(f"mnistgan: error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("mnistgan: aborted", err=True)
+        sys.exit(130)

@@ -1,0 +1,194 @@
+"""Run configuration: one frozen dataclass per component, gathered in `RunConfig`.
+
+A run's config is written to `RUN/config.json` and embedded in every checkpoint, so a resume
+rebuilds exactly the same run. Presets are TOML files in `mnistgan/presets/` with the same keys.
+`RunConfig.from_dict` is the one way in: unknown keys and wrong types are a `UserError` naming
+the key, and every value is range-checked by `validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from mnistgan.errors import UserError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist"  # mnist | fashion-mnist | idx
+    data_dir: str = "data"
+    # "symmetric": pixels to [-1, 1], the range of a tanh generator. "tutorial": the seed
+    # tutorial's Normalize(0.1307, 0.3081), which maps pixels to [-0.42, 2.82]: a bug kept
+    # reachable so its effect can be shown (D can tell real from fake by range alone).
+    normalize: str = "symmetric"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "seed"  # a name in mnistgan.models.ARCHS
+    z_dim: int = 100
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    loss: str = "bce"  # a name in mnistgan.losses.LOSSES
+    lr_g: float = 3e-4
+    lr_d: float = 3e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 16
+    epochs: int = 50
+    max_steps: int | None = None  # total optimizer steps of the run, across resumes
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    log_every: int = 100
+    checkpoint_every: int = 2000  # steps; every epoch end also checkpoints
+    snapshot_every: int = 10  # epochs between kept snapshots in checkpoints/
+    grid_size: int = 64  # fixed-noise samples drawn each epoch
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    preset: str = "seed"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        cfg = _build(cls, d, "")
+        validate(cfg)
+        return cfg
+
+    def replace(self, **sections: dict[str, Any]) -> RunConfig:
+        """A copy with some fields of some sections changed, e.g. `replace(train={"seed": 1})`."""
+        d = self.to_dict()
+        for section, values in sections.items():
+            d[section] = {**d[section], **values}
+        return RunConfig.from_dict(d)
+
+
+def _build(cls: type, d: Any, prefix: str) -> Any:
+    if not isinstance(d, dict):
+        raise UserError(f"config: {prefix.rstrip('.') or 'top level'} must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise UserError(f"config: unknown key {prefix}{unknown[0]}")
+    kwargs = {}
+    for name, value in d.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    for t in options:
+        if t is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t in (str, bool) and isinstance(value, t):
+            return value
+    names = " or ".join("null" if t is type(None) else t.__name__ for t in options)
+    raise UserError(f"config: {key} must be {names}, got {value!r}")
+
+
+def validate(cfg: RunConfig) -> None:
+    """Range checks that types alone cannot express."""
+    from mnistgan.data import SPECS
+    from mnistgan.losses import LOSSES
+    from mnistgan.models import ARCHS
+
+    _choice("data.dataset", cfg.data.dataset, SPECS)
+    _choice("data.normalize", cfg.data.normalize, ("symmetric", "tutorial"))
+    _choice("model.arch", cfg.model.arch, ARCHS)
+    _choice("optim.loss", cfg.optim.loss, LOSSES)
+    t = cfg.train
+    for key, value in [
+        ("model.z_dim", cfg.model.z_dim),
+        ("train.batch_size", t.batch_size),
+        ("train.epochs", t.epochs),
+        ("train.log_every", t.log_every),
+        ("train.checkpoint_every", t.checkpoint_every),
+        ("train.snapshot_every", t.snapshot_every),
+        ("train.grid_size", t.grid_size),
+    ]:
+        if value < 1:
+            raise UserError(f"{key} must be at least 1, got {value}")
+    if t.max_steps is not None and t.max_steps < 1:
+        raise UserError(f"train.max_steps must be at least 1, got {t.max_steps}")
+    for key, value in [("optim.lr_g", cfg.optim.lr_g), ("optim.lr_d", cfg.optim.lr_d)]:
+        if not value > 0:
+            raise UserError(f"{key} must be positive, got {value}")
+    for key, value in [("optim.beta1", cfg.optim.beta1), ("optim.beta2", cfg.optim.beta2)]:
+        if not 0 <= value < 1:
+            raise UserError(f"{key} must be in [0, 1), got {value}")
+    dev = t.device
+    if not (dev in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(dev)):
+        raise UserError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")
+
+
+def _choice(key: str, value: str, allowed: Any) -> None:
+    if value not in allowed:
+        raise UserError(f"{key} {value!r} is not one of: {', '.join(allowed)}")
+
+
+def _is_cuda_index(dev: str) -> bool:
+    head, _, index = dev.partition(":")
+    return head == "cuda" and index.isdigit()
+
+
+def preset_names() -> list[str]:
+    """The shipped presets, by name."""
+    files = resources.files("mnistgan.presets").iterdir()
+    return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
+
+
+def preset_summary(name: str) -> str:
+    """The one-line description at the top of a preset file."""
+    text = resources.files("mnistgan.presets").joinpath(f"{name}.toml").read_text()
+    first = text.splitlines()[0] if text else ""
+    return first.lstrip("# ").strip()
+
+
+def load_preset(name: str) -> RunConfig:
+    """The `RunConfig` of a shipped preset."""
+    if name not in preset_names():
+        raise UserError(f"unknown preset {name!r} (choose from {', '.join(preset_names())})")
+    text = resources.files("mnistgan.presets").joinpath(f"{name}.toml").read_text()
+    return RunConfig.from_dict({"preset": name, **tomllib.loads(text)})
+
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TrainConfig",
+    "load_preset",
+    "preset_names",
+    "preset_summary",
+    "validate",
+]

@@ -1,0 +1,97 @@
+"""The run folder: one directory per training run, laid out so a person or a script finds
+everything.
+
+    RUN/config.json                  the whole resolved config
+    RUN/log.jsonl                    one JSON object per logged step
+    RUN/images/real_images.png       real data, drawn when training starts
+    RUN/images/fake_images-{e}.png   the fixed-noise grid after epoch e (1-based, as the tutorial)
+    RUN/checkpoints/last.pt          the complete training state, for --resume
+    RUN/checkpoints/epoch-{e}.pt     kept snapshots
+    RUN/generator.pth, discriminator.pth   plain state dicts, as the tutorial saves them
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mnistgan.atomic import write_text_atomic
+from mnistgan.config import RunConfig
+from mnistgan.errors import UserError
+
+
+class RunDir:
+    """Paths and small writers for one run folder."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.log = self.path / "log.jsonl"
+        self.images = self.path / "images"
+        self.checkpoints = self.path / "checkpoints"
+        self.last = self.checkpoints / "last.pt"
+        self.generator = self.path / "generator.pth"
+        self.discriminator = self.path / "discriminator.pth"
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, cfg: RunConfig, *, overwrite: bool = False) -> RunDir:
+        """A new run folder; an existing non-empty one is refused unless `overwrite`."""
+        run = cls(path)
+        if run.path.exists() and not run.path.is_dir():
+            raise UserError(f"--out {run.path}: exists and is not a directory")
+        if run.path.is_dir() and any(run.path.iterdir()):
+            if not overwrite:
+                raise UserError(
+                    f"--out {run.path} already holds a run; use --resume {run.path} to continue "
+                    "it or --overwrite to replace it"
+                )
+            if not run.config.is_file():
+                raise UserError(f"--overwrite: {run.path} is not a run folder; not deleting it")
+            shutil.rmtree(run.path)
+        try:
+            run.images.mkdir(parents=True, exist_ok=True)
+            run.checkpoints.mkdir(exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--out {run.path}: cannot create ({e.strerror or e})") from None
+        write_text_atomic(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
+        return run
+
+    @classmethod
+    def existing(cls, path: str | os.PathLike) -> RunDir:
+        """An existing run folder with a checkpoint to resume from."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise UserError(f"--resume {run.path}: no such run folder")
+        if not run.last.is_file():
+            raise UserError(f"--resume {run.path}: no checkpoint at {run.last}")
+        return run
+
+    def append_log(self, record: dict[str, Any]) -> None:
+        with open(self.log, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read_log(self) -> list[dict[str, Any]]:
+        """The logged records; a torn last line (a kill mid-write) is skipped."""
+        if not self.log.is_file():
+            return []
+        records = []
+        for line in self.log.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def truncate_log(self, step: int) -> None:
+        """Drop records after `step`: on resume they will be logged again, identically."""
+        kept = [r for r in self.read_log() if r.get("step", 0) <= step]
+        write_text_atomic(self.log, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def snapshot(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch-{epoch:04d}.pt"
+
+    def fake_grid(self, epoch: int) -> Path:
+        return self.images / f"fake_images-{epoch}.png"

@@ -1,0 +1,262 @@
+"""The Trainer: a GAN's training loop as short named phases.
+
+One step is a discriminator update on a real batch and a detached fake batch, then a generator
+update on fresh noise (the seed tutorial's order). Statistics accumulate in a device buffer and
+reach the host only every `log_every` steps, so the step itself never waits on the device. The
+whole state (models, optimizers, position in the data order, every RNG, the statistics window)
+round-trips through `state_dict`, which is what makes a resumed run bitwise equal to an
+uninterrupted one on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm import tqdm
+
+from mnistgan import __version__
+from mnistgan.atomic import atomic_open
+from mnistgan.checkpoint import capture_rng, restore_rng, save_checkpoint
+from mnistgan.config import RunConfig
+from mnistgan.data import Dataset
+from mnistgan.data.batches import DeviceBatches
+from mnistgan.losses import LOSSES
+from mnistgan.models import build_models
+from mnistgan.run import RunDir
+from mnistgan.sampling import save_grid, to_uint8
+
+STATS = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+@dataclass
+class Progress:
+    step: int = 0  # optimizer steps done (one D and one G update each)
+    epoch: int = 0  # epoch in progress, 0-based
+    batch: int = 0  # batches of `epoch` done
+    images: int = 0  # real images seen
+    seconds: float = 0.0  # training time, summed across resumes
+
+
+class Trainer:
+    """Trains one GAN run; `fit` runs it to the end or to a signal, checkpointing as it goes."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        data: Dataset,
+        *,
+        device: torch.device,
+        run: RunDir | None = None,
+        echo: Callable[[str], None] = tqdm.write,
+    ):
+        self.cfg, self.device, self.run, self.echo = cfg, device, run, echo
+        t = cfg.train
+        torch.manual_seed(t.seed)  # weight init, identical on every device
+        g, d = build_models(cfg.model)
+        self.G, self.D = g.to(device), d.to(device)
+        self.loss = LOSSES[cfg.optim.loss]
+        betas = (cfg.optim.beta1, cfg.optim.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.optim.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.optim.lr_d, betas=betas)
+        self.noise = torch.Generator(device).manual_seed(t.seed)
+        fixed = torch.Generator().manual_seed(t.seed + 1)
+        self.fixed_z = torch.randn(t.grid_size, cfg.model.z_dim, generator=fixed).to(device)
+        self.batches = DeviceBatches(
+            data.train_images, data.train_labels, batch_size=t.batch_size, seed=t.seed,
+            device=device, normalize=cfg.data.normalize,
+        )
+        self.progress = Progress()
+        self.window = torch.zeros(len(STATS), dtype=torch.float64, device=device)
+        self.window_steps = 0
+        self.window_began = 0.0  # progress.seconds when the statistics window opened
+        self._stop_signal: int | None = None
+
+    # -- one step -------------------------------------------------------------------------
+
+    def z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.cfg.model.z_dim, generator=self.noise, device=self.device)
+
+    def d_step(self, real: torch.Tensor) -> torch.Tensor:
+        """Update D on real=1 / fake=0; returns [d_loss, D(real), D(fake)] on the device."""
+        with torch.no_grad():
+            fake = self.G(self.z(len(real)))  # detached: D's loss needs no gradient in G
+        real_logits, fake_logits = self.D(real), self.D(fake)
+        d_loss = self.loss.d_loss(real_logits, fake_logits)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        scores = torch.stack([torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()])
+        return torch.cat([d_loss.detach().reshape(1), scores.detach()])
+
+    def g_step(self, n: int) -> torch.Tensor:
+        """Update G to make D say 1 on fresh noise; returns g_loss on the device."""
+        g_loss = self.loss.g_loss(self.D(self.G(self.z(n))))
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        return g_loss.detach()
+
+    def train_step(self) -> None:
+        p = self.progress
+        real, _ = self.batches.batch(p.epoch, p.batch)
+        d_stats = self.d_step(real)
+        g_loss = self.g_step(len(real))
+        self.window += torch.stack([d_stats[0], g_loss, d_stats[1], d_stats[2]]).double()
+        self.window_steps += 1
+        p.step, p.batch, p.images = p.step + 1, p.batch + 1, p.images + len(real)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def total_steps(self) -> int:
+        t = self.cfg.train
+        by_epochs = t.epochs * self.batches.steps_per_epoch
+        return by_epochs if t.max_steps is None else min(by_epochs, t.max_steps)
+
+    def fit(self) -> str:
+        """Train to the configured end; returns "finished" or "interrupted"."""
+        p, total = self.progress, self.total_steps()
+        if p.step == 0:
+            self.draw_real()
+        with self._signals():
+            while p.step < total and self._stop_signal is None:
+                with self._epoch_bar() as bar:
+                    self._run_epoch(bar, total)
+                if p.batch == self.batches.steps_per_epoch:
+                    self.end_epoch()
+        self.checkpoint()
+        self.save_weights()
+        return "finished" if self._stop_signal is None else "interrupted"
+
+    def _run_epoch(self, bar: tqdm, total: int) -> None:
+        p, t = self.progress, self.cfg.train
+        clock = time.perf_counter()
+        while p.batch < self.batches.steps_per_epoch and p.step < total:
+            self.train_step()
+            bar.update(1)
+            now = time.perf_counter()
+            p.seconds, clock = p.seconds + now - clock, now
+            if p.step % t.log_every == 0:
+                bar.set_postfix_str(self.log())
+            if p.step % t.checkpoint_every == 0:
+                self.checkpoint()
+            if self._stop_signal is not None:
+                return
+
+    def end_epoch(self) -> None:
+        p = self.progress
+        self.draw_fake(p.epoch + 1)
+        p.epoch, p.batch = p.epoch + 1, 0
+        self.checkpoint()
+        if self.run is not None and p.epoch % self.cfg.train.snapshot_every == 0:
+            save_checkpoint(self.run.snapshot(p.epoch), self.state_dict())
+
+    @contextlib.contextmanager
+    def _epoch_bar(self) -> Iterator[tqdm]:
+        p, epochs = self.progress, self.cfg.train.epochs
+        bar = tqdm(
+            total=self.batches.steps_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{epochs}",
+            unit="step", leave=False, disable=None, dynamic_ncols=True,
+        )
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM end the current step, then the run saves and stops cleanly."""
+
+        def stop(signum: int, frame: object) -> None:
+            self._stop_signal = signum
+
+        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+    # -- logging, pictures, files -------------------------------------------------------------
+
+    def log(self) -> str:
+        """Write the window's means to log.jsonl and the tutorial's line to the console."""
+        p, t = self.progress, self.cfg.train
+        means = (self.window / max(self.window_steps, 1)).tolist()  # the one host sync
+        stats = dict(zip(STATS, means))
+        rate = self.window_steps * t.batch_size / max(p.seconds - self.window_began, 1e-9)
+        record = {"epoch": p.epoch, "step": p.step, "images": p.images, **stats,
+                  "images_per_s": rate, "seconds": p.seconds}
+        self.window_began = p.seconds
+        self.window.zero_()
+        self.window_steps = 0
+        if self.run is not None:
+            self.run.append_log(record)
+        self.echo(
+            "Epoch [{}/{}], d_loss: {:.6f}, g_loss: {:.6f} D real: {:.6f}, D fake: {:.6f}".format(
+                p.epoch, t.epochs, stats["d_loss"], stats["g_loss"], stats["d_real"], stats["d_fake"]
+            )
+        )
+        return f"d={stats['d_loss']:.3f} g={stats['g_loss']:.3f} {rate:.0f} img/s"
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor) -> torch.Tensor:
+        """Images (N, 1, 28, 28) in [-1, 1] from G in eval mode (no batch-statistics coupling)."""
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            return self.G(z)
+        finally:
+            self.G.train(was_training)
+
+    def draw_real(self) -> None:
+        if self.run is not None:
+            n = min(self.cfg.train.grid_size, len(self.batches.images))
+            idx = self.batches.order(0)[:n]
+            save_grid(self.run.images / "real_images.png", self.batches.images[idx].cpu())
+
+    def draw_fake(self, epoch: int) -> None:
+        if self.run is not None:
+            save_grid(self.run.fake_grid(epoch), to_uint8(self.sample(self.fixed_z)))
+
+    def checkpoint(self) -> None:
+        if self.run is not None:
+            save_checkpoint(self.run.last, self.state_dict())
+
+    def save_weights(self) -> None:
+        """generator.pth / discriminator.pth: plain state dicts, loadable by the tutorial's code."""
+        if self.run is not None:
+            for path, model in ((self.run.generator, self.G), (self.run.discriminator, self.D)):
+                with atomic_open(path) as f:
+                    torch.save(model.state_dict(), f)
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "mnistgan_version": __version__,
+            "config": self.cfg.to_dict(),
+            "progress": asdict(self.progress),
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": capture_rng(self.noise),
+            "window": {"sums": self.window.cpu(), "steps": self.window_steps,
+                       "began": self.window_began},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        restore_rng(state["rng"], self.noise)
+        self.progress = Progress(**state["progress"])
+        self.window = state["window"]["sums"].to(self.device)
+        self.window_steps = state["window"]["steps"]
+        self.window_began = state["window"]["began"]

