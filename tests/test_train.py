@@ -21,13 +21,15 @@ LOG_KEYS = {"epoch", "step", "images", "d_loss", "g_loss", "d_real", "d_fake", "
 
 
 def train(*args: str) -> None:
-    main(["train", "--preset", "seed", "--dataset", "idx", *args])
+    preset = [] if "--preset" in args else ["--preset", "seed"]
+    main(["train", *preset, "--dataset", "idx", *args])
 
 
 def weights_of(run: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     out = {f"G.{k}": v for k, v in state["generator"].items()}
     out.update({f"D.{k}": v for k, v in state["discriminator"].items()})
+    out.update({f"EMA.{k}": v for k, v in (state["ema"] or {}).items()})
     for name in ("opt_g", "opt_d"):
         for i, s in state[name]["state"].items():
             out.update({f"{name}.{i}.{k}": v for k, v in s.items()})
@@ -54,8 +56,10 @@ def test_run_folder_contents(fake_dir, tmp_path, capsys):
     g.load_state_dict(torch.load(run / "generator.pth", weights_only=True), strict=True)
 
 
-def test_resume_is_bitwise(fake_dir, tmp_path):
-    common = ["--data-dir", str(fake_dir), "--batch-size", "8", "--log-every", "3", "--epochs", "3"]
+@pytest.mark.parametrize("preset", ["seed", "cdcgan"])
+def test_resume_is_bitwise(fake_dir, tmp_path, preset):
+    common = ["--preset", preset, "--data-dir", str(fake_dir), "--batch-size", "8",
+              "--log-every", "3", "--epochs", "3"]
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(*common, "--out", str(straight), "--max-steps", "29")
     train(*common, "--out", str(split), "--max-steps", "13")  # stops mid-epoch (12 an epoch)
@@ -131,3 +135,16 @@ def test_kill_9_then_resume_continues(fake_dir, tmp_path):
     assert load_checkpoint(run / "checkpoints" / "last.pt")["progress"]["step"] == 60
     steps = [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()]
     assert steps == list(range(5, 65, 5))
+
+
+def test_conditional_run_draws_a_row_per_digit_from_the_ema(fake_dir, tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    train("--preset", "cdcgan", "--data-dir", str(fake_dir), "--out", str(run), "--epochs", "1",
+          "--batch-size", "16")
+    grid = Image.open(run / "images" / "fake_images-1.png")
+    assert grid.size == (10 * 30 + 2, 10 * 30 + 2)  # 10 columns, 10 rows (one per digit)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["ema"] is not None and int(state["ema_n"]) == 6
+    assert any(not torch.equal(state["ema"][k], state["generator"][k]) for k in state["ema"])

@@ -33,6 +33,9 @@ class DataConfig:
 class ModelConfig:
     arch: str = "seed"  # a name in mnistgan.models.ARCHS
     z_dim: int = 100
+    ch: int = 64  # base channel width (dcgan)
+    num_classes: int = 0  # 0: unconditional; 10: class-conditional G and projection D (dcgan)
+    spectral_norm: bool = False  # spectral normalisation of D's weights (dcgan)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class OptimConfig:
     lr_d: float = 3e-4
     beta1: float = 0.9
     beta2: float = 0.999
+    r1_gamma: float = 0.0  # R1 penalty weight on real data (0: off)
+    gp_weight: float = 10.0  # gradient-penalty weight, used by loss wgan-gp
+    ema_decay: float = 0.0  # EMA of G's weights for sampling and evaluation (0: off)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class TrainConfig:
     checkpoint_every: int = 2000  # steps; every epoch end also checkpoints
     snapshot_every: int = 10  # epochs between kept snapshots in checkpoints/
     grid_size: int = 64  # fixed-noise samples drawn each epoch
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
 
 
 @dataclass(frozen=True)
@@ -125,9 +132,15 @@ def validate(cfg: RunConfig) -> None:
     _choice("data.normalize", cfg.data.normalize, ("symmetric", "tutorial"))
     _choice("model.arch", cfg.model.arch, ARCHS)
     _choice("optim.loss", cfg.optim.loss, LOSSES)
+    m = cfg.model
+    if m.arch == "seed" and (m.num_classes or m.spectral_norm):
+        raise UserError("model.arch seed is the tutorial's: unconditional, no spectral norm")
+    if m.num_classes not in (0, 10):
+        raise UserError(f"model.num_classes must be 0 or 10 (digits), got {m.num_classes}")
     t = cfg.train
     for key, value in [
         ("model.z_dim", cfg.model.z_dim),
+        ("model.ch", cfg.model.ch),
         ("train.batch_size", t.batch_size),
         ("train.epochs", t.epochs),
         ("train.log_every", t.log_every),
@@ -142,9 +155,15 @@ def validate(cfg: RunConfig) -> None:
     for key, value in [("optim.lr_g", cfg.optim.lr_g), ("optim.lr_d", cfg.optim.lr_d)]:
         if not value > 0:
             raise UserError(f"{key} must be positive, got {value}")
-    for key, value in [("optim.beta1", cfg.optim.beta1), ("optim.beta2", cfg.optim.beta2)]:
+    o = cfg.optim
+    for key, value in [("optim.beta1", o.beta1), ("optim.beta2", o.beta2),
+                       ("optim.ema_decay", o.ema_decay)]:
         if not 0 <= value < 1:
             raise UserError(f"{key} must be in [0, 1), got {value}")
+    for key, value in [("optim.r1_gamma", o.r1_gamma), ("optim.gp_weight", o.gp_weight)]:
+        if not value >= 0:
+            raise UserError(f"{key} must be at least 0, got {value}")
+    _choice("train.precision", t.precision, ("fp32", "bf16"))
     dev = t.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(dev)):
         raise UserError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from mnistgan import __version__
@@ -25,7 +26,7 @@ from mnistgan.checkpoint import capture_rng, restore_rng, save_checkpoint
 from mnistgan.config import RunConfig
 from mnistgan.data import Dataset
 from mnistgan.data.batches import DeviceBatches
-from mnistgan.losses import LOSSES
+from mnistgan.losses import LOSSES, gradient_penalty, r1_penalty
 from mnistgan.models import build_models
 from mnistgan.run import RunDir
 from mnistgan.sampling import save_grid, to_uint8
@@ -59,13 +60,17 @@ class Trainer:
         torch.manual_seed(t.seed)  # weight init, identical on every device
         g, d = build_models(cfg.model)
         self.G, self.D = g.to(device), d.to(device)
+        self.num_classes = cfg.model.num_classes
         self.loss = LOSSES[cfg.optim.loss]
-        betas = (cfg.optim.beta1, cfg.optim.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.optim.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.optim.lr_d, betas=betas)
+        o = cfg.optim
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        self.ema = _ema(self.G, o.ema_decay) if o.ema_decay > 0 else None
+        self.autocast = torch.autocast(device.type, torch.bfloat16, enabled=t.precision == "bf16")
         self.noise = torch.Generator(device).manual_seed(t.seed)
         fixed = torch.Generator().manual_seed(t.seed + 1)
         self.fixed_z = torch.randn(t.grid_size, cfg.model.z_dim, generator=fixed).to(device)
+        self.fixed_y = (torch.arange(t.grid_size, device=device) // 10) % 10 if self.num_classes else None
         self.batches = DeviceBatches(
             data.train_images, data.train_labels, batch_size=t.batch_size, seed=t.seed,
             device=device, normalize=cfg.data.normalize,
@@ -78,33 +83,55 @@ class Trainer:
 
     # -- one step -------------------------------------------------------------------------
 
-    def z(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.model.z_dim, generator=self.noise, device=self.device)
+    def latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fresh noise (n, z_dim) and, for a conditional model, uniformly drawn labels (n,)."""
+        z = torch.randn(n, self.cfg.model.z_dim, generator=self.noise, device=self.device)
+        if not self.num_classes:
+            return z, None
+        y = torch.randint(0, self.num_classes, (n,), generator=self.noise, device=self.device)
+        return z, y
 
-    def d_step(self, real: torch.Tensor) -> torch.Tensor:
-        """Update D on real=1 / fake=0; returns [d_loss, D(real), D(fake)] on the device."""
-        with torch.no_grad():
-            fake = self.G(self.z(len(real)))  # detached: D's loss needs no gradient in G
-        real_logits, fake_logits = self.D(real), self.D(fake)
-        d_loss = self.loss.d_loss(real_logits, fake_logits)
+    def d_step(self, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Update D on a real and a fake batch; returns [d_loss, D(real), D(fake)] on the device."""
+        y_real = labels if self.num_classes else None
+        z, y_fake = self.latents(len(real))
+        with torch.no_grad(), self.autocast:
+            fake = self.G(z, y_fake)  # detached: D's loss needs no gradient in G
+        with self.autocast:
+            real_logits, fake_logits = self.D(real, y_real), self.D(fake, y_fake)
+            d_loss = self.loss.d_loss(real_logits.float(), fake_logits.float())
+            d_loss = d_loss + self.penalties(real, fake, y_real, y_fake)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
-        scores = torch.stack([torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()])
+        scores = torch.stack([torch.sigmoid(real_logits.float()).mean(),
+                              torch.sigmoid(fake_logits.float()).mean()])
         return torch.cat([d_loss.detach().reshape(1), scores.detach()])
 
+    def penalties(self, real, fake, y_real, y_fake) -> torch.Tensor | float:
+        o, total = self.cfg.optim, 0.0
+        if o.r1_gamma > 0:
+            total = total + 0.5 * o.r1_gamma * r1_penalty(self.D, real, y_real)
+        if o.loss == "wgan-gp":
+            total = total + o.gp_weight * gradient_penalty(self.D, real, fake, y_fake)
+        return total
+
     def g_step(self, n: int) -> torch.Tensor:
-        """Update G to make D say 1 on fresh noise; returns g_loss on the device."""
-        g_loss = self.loss.g_loss(self.D(self.G(self.z(n))))
+        """Update G to make D call fresh fakes real; returns g_loss on the device."""
+        z, y = self.latents(n)
+        with self.autocast:
+            g_loss = self.loss.g_loss(self.D(self.G(z, y), y).float())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.G)
         return g_loss.detach()
 
     def train_step(self) -> None:
         p = self.progress
-        real, _ = self.batches.batch(p.epoch, p.batch)
-        d_stats = self.d_step(real)
+        real, labels = self.batches.batch(p.epoch, p.batch)
+        d_stats = self.d_step(real, labels)
         g_loss = self.g_step(len(real))
         self.window += torch.stack([d_stats[0], g_loss, d_stats[1], d_stats[2]]).double()
         self.window_steps += 1
@@ -203,15 +230,20 @@ class Trainer:
         )
         return f"d={stats['d_loss']:.3f} g={stats['g_loss']:.3f} {rate:.0f} img/s"
 
+    def sampling_generator(self) -> torch.nn.Module:
+        """The generator used for pictures and evaluation: the EMA copy when there is one."""
+        return self.ema.module if self.ema is not None else self.G
+
     @torch.no_grad()
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Images (N, 1, 28, 28) in [-1, 1] from G in eval mode (no batch-statistics coupling)."""
-        was_training = self.G.training
-        self.G.eval()
+    def sample(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Images (N, 1, 28, 28) in [-1, 1] in eval mode (no batch-statistics coupling)."""
+        g = self.sampling_generator()
+        was_training = g.training
+        g.eval()
         try:
-            return self.G(z)
+            return g(z, y).float()
         finally:
-            self.G.train(was_training)
+            g.train(was_training)
 
     def draw_real(self) -> None:
         if self.run is not None:
@@ -221,7 +253,9 @@ class Trainer:
 
     def draw_fake(self, epoch: int) -> None:
         if self.run is not None:
-            save_grid(self.run.fake_grid(epoch), to_uint8(self.sample(self.fixed_z)))
+            nrow = 10 if self.num_classes else 8  # conditional: one row per digit
+            images = to_uint8(self.sample(self.fixed_z, self.fixed_y))
+            save_grid(self.run.fake_grid(epoch), images, nrow)
 
     def checkpoint(self) -> None:
         if self.run is not None:
@@ -245,6 +279,8 @@ class Trainer:
             "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "ema": None if self.ema is None else self.ema.module.state_dict(),
+            "ema_n": None if self.ema is None else self.ema.n_averaged.cpu(),
             "rng": capture_rng(self.noise),
             "window": {"sums": self.window.cpu(), "steps": self.window_steps,
                        "began": self.window_began},
@@ -255,8 +291,16 @@ class Trainer:
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["ema"])
+            self.ema.n_averaged.copy_(state["ema_n"])
         restore_rng(state["rng"], self.noise)
         self.progress = Progress(**state["progress"])
         self.window = state["window"]["sums"].to(self.device)
         self.window_steps = state["window"]["steps"]
         self.window_began = state["window"]["began"]
+
+
+def _ema(g: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of G's weights; batch-norm statistics are averaged too."""
+    return AveragedModel(g, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

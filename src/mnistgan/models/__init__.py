@@ -12,6 +12,7 @@ from collections.abc import Callable
 from torch import nn
 
 from mnistgan.config import ModelConfig
+from mnistgan.models.dcgan import DCDiscriminator, DCGenerator
 from mnistgan.models.seed import SeedDiscriminator, SeedGenerator
 
 Builder = Callable[[ModelConfig], tuple[nn.Module, nn.Module]]
@@ -21,7 +22,14 @@ def _seed(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return SeedGenerator(cfg.z_dim, 3136), SeedDiscriminator()
 
 
-ARCHS: dict[str, Builder] = {"seed": _seed}
+def _dcgan(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    return (
+        DCGenerator(cfg.z_dim, cfg.ch, cfg.num_classes),
+        DCDiscriminator(cfg.ch, cfg.num_classes, cfg.spectral_norm),
+    )
+
+
+ARCHS: dict[str, Builder] = {"seed": _seed, "dcgan": _dcgan}
 
 
 def build_models(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
@@ -29,4 +37,11 @@ def build_models(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return ARCHS[cfg.arch](cfg)
 
 
-__all__ = ["ARCHS", "SeedDiscriminator", "SeedGenerator", "build_models"]
+__all__ = [
+    "ARCHS",
+    "DCDiscriminator",
+    "DCGenerator",
+    "SeedDiscriminator",
+    "SeedGenerator",
+    "build_models",
+]

@@ -1,0 +1,87 @@
+"""A DCGAN shaped for 28x28, unconditional or class-conditional.
+
+Generator: z -> FC to (2ch, 7, 7) -> two 4x4 stride-2 transposed convs (14x14, then 28x28) with
+batch norm and ReLU -> tanh. With `num_classes > 0` its batch norms are class-conditional (a
+per-class gain and bias, as in BigGAN) so every layer knows the digit it draws.
+
+Discriminator: two 4x4 stride-2 convs (14x14, 7x7) with LeakyReLU 0.2 -> a linear logit. With
+`num_classes > 0` it is a projection discriminator (Miyato & Koyama 2018): the logit gains the
+inner product of a class embedding with the features. Optional spectral normalisation on every
+weight (Miyato et al. 2018).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose gain and bias are looked up by class: (N, C, H, W), (N,) -> (N, C, H, W)."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Embedding(num_classes, channels)
+        self.bias = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        g = self.gain(labels)[:, :, None, None]  # (N, C, 1, 1)
+        b = self.bias(labels)[:, :, None, None]
+        return self.bn(x) * g + b
+
+
+class _Norm(nn.Module):
+    """Plain batch norm, or the conditional one; one call signature for both."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.cond = num_classes > 0
+        self.norm = ConditionalBatchNorm2d(channels, num_classes) if self.cond else nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.norm(x, labels) if self.cond else self.norm(x)
+
+
+class DCGenerator(nn.Module):
+    """(z (N, z_dim), labels (N,) or None) -> images (N, 1, 28, 28) in [-1, 1]."""
+
+    def __init__(self, z_dim: int = 100, ch: int = 64, num_classes: int = 0):
+        super().__init__()
+        self.z_dim, self.ch, self.num_classes = z_dim, ch, num_classes
+        self.fc = nn.Linear(z_dim, 2 * ch * 7 * 7, bias=False)
+        self.norm0 = _Norm(2 * ch, num_classes)
+        self.up1 = nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1, bias=False)
+        self.norm1 = _Norm(ch, num_classes)
+        self.up2 = nn.ConvTranspose2d(ch, 1, 4, stride=2, padding=1)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.fc(z).view(z.size(0), 2 * self.ch, 7, 7)  # (N, 2ch, 7, 7)
+        x = torch.relu(self.norm0(x, labels))
+        x = torch.relu(self.norm1(self.up1(x), labels))  # (N, ch, 14, 14)
+        return torch.tanh(self.up2(x))  # (N, 1, 28, 28)
+
+
+class DCDiscriminator(nn.Module):
+    """(images (N, 1, 28, 28), labels (N,) or None) -> logits (N,)."""
+
+    def __init__(self, ch: int = 64, num_classes: int = 0, spectral: bool = False):
+        super().__init__()
+        self.num_classes = num_classes
+        sn = spectral_norm if spectral else (lambda m: m)
+        self.conv1 = sn(nn.Conv2d(1, ch, 4, stride=2, padding=1))  # (N, ch, 14, 14)
+        self.conv2 = sn(nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1))  # (N, 2ch, 7, 7)
+        features = 2 * ch * 7 * 7
+        self.head = sn(nn.Linear(features, 1))
+        self.embed = sn(nn.Embedding(num_classes, features)) if num_classes > 0 else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = nn.functional.leaky_relu(self.conv1(x), 0.2)
+        h = nn.functional.leaky_relu(self.conv2(h), 0.2).flatten(1)  # (N, 2ch*49)
+        out = self.head(h).squeeze(1)  # (N,)
+        if self.embed is not None:
+            out = out + (self.embed(labels) * h).sum(1)  # projection term
+        return out
