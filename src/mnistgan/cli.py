@@ -20,7 +20,7 @@ from mnistgan.errors import UserError
 DEFAULT_PRESET = "seed"
 # Flags that only change how long or how verbosely a run goes on: a resume may change these.
 RESUMABLE = {"epochs", "max_steps", "log_every", "checkpoint_every", "snapshot_every", "device",
-             "data_dir"}
+             "data_dir", "eval_every"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -64,6 +64,8 @@ Examples:
 @click.option("--log-every", type=int, default=None, help="Steps between log lines (default 100, as the tutorial).")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (each epoch end also saves one).")
 @click.option("--snapshot-every", type=int, default=None, help="Epochs between kept snapshots in checkpoints/.")
+@click.option("--eval-every", type=int, default=None, help="Steps between FID evaluations (kept in log.jsonl; best.pt keeps the best). 0: off.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help="fp32, or bf16 autocast (much faster on CPUs with AMX and on recent GPUs).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit without training.")
 def train(**opts: Any) -> None:
     from mnistgan.data import load_dataset
@@ -104,7 +106,7 @@ def _resolve_run(opts: dict[str, Any]):
 def _overrides(opts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sections = {
         "train": ("epochs", "max_steps", "batch_size", "seed", "device", "log_every",
-                  "checkpoint_every", "snapshot_every"),
+                  "checkpoint_every", "snapshot_every", "eval_every", "precision"),
         "data": ("dataset", "data_dir", "normalize"),
     }
     out = {s: {k: opts[k] for k in keys if opts[k] is not None} for s, keys in sections.items()}

@@ -62,6 +62,8 @@ class TrainConfig:
     snapshot_every: int = 10  # epochs between kept snapshots in checkpoints/
     grid_size: int = 64  # fixed-noise samples drawn each epoch
     precision: str = "fp32"  # fp32 | bf16 (autocast)
+    eval_every: int = 0  # steps between FID evaluations, which keep checkpoints/best.pt (0: off)
+    eval_samples: int = 2000  # samples per in-training evaluation
 
 
 @dataclass(frozen=True)
@@ -147,9 +149,12 @@ def validate(cfg: RunConfig) -> None:
         ("train.checkpoint_every", t.checkpoint_every),
         ("train.snapshot_every", t.snapshot_every),
         ("train.grid_size", t.grid_size),
+        ("train.eval_samples", t.eval_samples),
     ]:
         if value < 1:
             raise UserError(f"{key} must be at least 1, got {value}")
+    if t.eval_every < 0:
+        raise UserError(f"train.eval_every must be at least 0, got {t.eval_every}")
     if t.max_steps is not None and t.max_steps < 1:
         raise UserError(f"train.max_steps must be at least 1, got {t.max_steps}")
     for key, value in [("optim.lr_g", cfg.optim.lr_g), ("optim.lr_d", cfg.optim.lr_d)]:

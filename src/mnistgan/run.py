@@ -6,6 +6,7 @@ everything.
     RUN/images/real_images.png       real data, drawn when training starts
     RUN/images/fake_images-{e}.png   the fixed-noise grid after epoch e (1-based, as the tutorial)
     RUN/checkpoints/last.pt          the complete training state, for --resume
+    RUN/checkpoints/best.pt          the state with the lowest in-training FID (--eval-every)
     RUN/checkpoints/epoch-{e}.pt     kept snapshots
     RUN/generator.pth, discriminator.pth   plain state dicts, as the tutorial saves them
 """
@@ -33,6 +34,7 @@ class RunDir:
         self.images = self.path / "images"
         self.checkpoints = self.path / "checkpoints"
         self.last = self.checkpoints / "last.pt"
+        self.best = self.checkpoints / "best.pt"
         self.generator = self.path / "generator.pth"
         self.discriminator = self.path / "discriminator.pth"
 

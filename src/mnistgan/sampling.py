@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -33,6 +35,17 @@ def save_grid(path: str | os.PathLike, images: torch.Tensor, nrow: int = 8) -> N
     write_bytes_atomic(path, grid_png(images, nrow))
 
 
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run `module` in eval mode (batch norm from running statistics), then restore its mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 CHUNK = 1000  # samples per noise chunk; each chunk has its own seed, so output ignores batching
 
 
@@ -44,10 +57,12 @@ class Sampler:
     """
 
     def __init__(self, generator: torch.nn.Module, cfg, *, device: torch.device, source: str):
-        self.G = generator.to(device).eval()
+        self.G = generator.to(device)
         self.cfg, self.device, self.source = cfg, device, source
         self.num_classes = int(getattr(generator, "num_classes", 0))
         self.z_dim = cfg.model.z_dim
+        bf16 = cfg.train.precision == "bf16"
+        self.autocast = torch.autocast(device.type, torch.bfloat16, enabled=bf16)
 
     def labels_for(self, n: int, labels, seed: int) -> torch.Tensor | None:
         """Labels as an int64 tensor [n]: given ones, one digit repeated, or uniform at random."""
@@ -79,7 +94,8 @@ class Sampler:
             gen = torch.Generator().manual_seed((seed * 1_000_003 + i) % (2**63))
             z = torch.randn(m, self.z_dim, generator=gen).to(self.device)
             yb = None if y is None else y[start : start + m].to(self.device)
-            x = self.G(z, yb).float()
+            with eval_mode(self.G), self.autocast:
+                x = self.G(z, yb).float()
             chunks.append(to_uint8(x) if output == "uint8" else x.cpu())
         if not chunks:
             return torch.empty((0, 28, 28), dtype=torch.uint8)

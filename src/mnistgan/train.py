@@ -29,7 +29,7 @@ from mnistgan.data.batches import DeviceBatches
 from mnistgan.losses import LOSSES, gradient_penalty, r1_penalty
 from mnistgan.models import build_models
 from mnistgan.run import RunDir
-from mnistgan.sampling import save_grid, to_uint8
+from mnistgan.sampling import Sampler, eval_mode, save_grid, to_uint8
 
 STATS = ("d_loss", "g_loss", "d_real", "d_fake")
 
@@ -41,6 +41,7 @@ class Progress:
     batch: int = 0  # batches of `epoch` done
     images: int = 0  # real images seen
     seconds: float = 0.0  # training time, summed across resumes
+    best_fid: float | None = None  # lowest in-training FID so far (checkpoints/best.pt)
 
 
 class Trainer:
@@ -80,6 +81,8 @@ class Trainer:
         self.window_steps = 0
         self.window_began = 0.0  # progress.seconds when the statistics window opened
         self._stop_signal: int | None = None
+        self._loaded_evaluator = None
+        self.data = data
 
     # -- one step -------------------------------------------------------------------------
 
@@ -169,6 +172,8 @@ class Trainer:
             p.seconds, clock = p.seconds + now - clock, now
             if p.step % t.log_every == 0:
                 bar.set_postfix_str(self.log())
+            if t.eval_every and p.step % t.eval_every == 0:
+                self.evaluate()
             if p.step % t.checkpoint_every == 0:
                 self.checkpoint()
             if self._stop_signal is not None:
@@ -237,13 +242,44 @@ class Trainer:
     @torch.no_grad()
     def sample(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Images (N, 1, 28, 28) in [-1, 1] in eval mode (no batch-statistics coupling)."""
-        g = self.sampling_generator()
-        was_training = g.training
-        g.eval()
-        try:
+        with eval_mode(self.sampling_generator()) as g, self.autocast:
             return g(z, y).float()
-        finally:
-            g.train(was_training)
+
+    def evaluate(self) -> dict:
+        """FID of `eval_samples` fixed-noise samples and the collapse alarm; keeps best.pt."""
+        from mnistgan.metrics import class_balance, feature_stats, frechet_distance
+        from mnistgan.metrics.report import real_reference
+
+        ev = self._evaluator()
+        images = self.draw(self.cfg.train.eval_samples, seed=self.cfg.train.seed + 2)
+        emb = ev.embed(images)
+        fid = frechet_distance(feature_stats(emb.features), real_reference(self.data, ev).stats)
+        balance = class_balance(emb.predicted)
+        p = self.progress
+        record = {"epoch": p.epoch, "step": p.step, "images": p.images, "seconds": p.seconds,
+                  "fid": fid, "eval_samples": len(images), "class_share": balance.share}
+        if self.run is not None:
+            self.run.append_log(record)
+        self.echo(f"step {p.step}: FID {fid:.3f} on {len(images)} samples")
+        if (warning := balance.warning()) is not None:
+            self.echo(f"warning: {warning}")
+        if p.best_fid is None or fid < p.best_fid:
+            p.best_fid = fid
+            if self.run is not None:
+                save_checkpoint(self.run.best, self.state_dict())
+        return record
+
+    def _evaluator(self):
+        if self._loaded_evaluator is None:
+            from mnistgan.metrics import load_evaluator
+
+            self._loaded_evaluator = load_evaluator(device=str(self.device))
+        return self._loaded_evaluator
+
+    def draw(self, n: int, seed: int) -> torch.Tensor:
+        """n uint8 samples from noise seeded `seed` (not the training noise, which stays put)."""
+        sampler = Sampler(self.sampling_generator(), self.cfg, device=self.device, source="run")
+        return sampler.sample(n, seed=seed)
 
     def draw_real(self) -> None:
         if self.run is not None:
