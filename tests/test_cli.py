@@ -66,7 +66,9 @@ def test_dry_run_prints_config_and_writes_nothing(capsys, tmp_path, monkeypatch)
 
 def test_presets_listed(capsys):
     code, out, _ = run_cli(capsys, "presets")
-    assert code == 0 and out.startswith("seed ") and "tutorial" in out
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert code == 0 and {"seed", "dcgan", "cdcgan"} <= lines.keys()
+    assert "tutorial" in lines["seed"] and "conditional" in lines["cdcgan"].lower()
 
 
 def test_data_command_counts_fake_data(capsys, fake_dir):

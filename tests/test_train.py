@@ -148,3 +148,26 @@ def test_conditional_run_draws_a_row_per_digit_from_the_ema(fake_dir, tmp_path):
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["ema"] is not None and int(state["ema_n"]) == 6
     assert any(not torch.equal(state["ema"][k], state["generator"][k]) for k in state["ema"])
+
+
+def test_eval_every_logs_fid_and_keeps_best(tmp_path, monkeypatch):
+    from conftest import fake_arrays, write_fake
+
+    monkeypatch.setenv("MNISTGAN_CACHE", str(tmp_path / "cache"))
+    data = write_fake(tmp_path / "data", fake_arrays(n_train=96, n_test=200))
+    run = tmp_path / "run"
+    train("--preset", "dcgan", "--data-dir", str(data), "--out", str(run), "--max-steps", "12",
+          "--batch-size", "16", "--eval-every", "6")
+    evals = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if '"fid"' in x]
+    assert [e["step"] for e in evals] == [6, 12] and all(e["fid"] > 0 for e in evals)
+    assert len(evals[0]["class_share"]) == 10
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["progress"]["best_fid"] == min(e["fid"] for e in evals)
+
+
+def test_max_minutes_stops_the_run(fake_dir, tmp_path):
+    run = tmp_path / "run"
+    train("--data-dir", str(fake_dir), "--out", str(run), "--max-minutes", "0.001",
+          "--epochs", "1000", "--log-every", "1")
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert 1 <= state["progress"]["step"] < 1000 * 6 and state["progress"]["seconds"] >= 0.06

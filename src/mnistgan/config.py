@@ -55,6 +55,7 @@ class TrainConfig:
     batch_size: int = 16
     epochs: int = 50
     max_steps: int | None = None  # total optimizer steps of the run, across resumes
+    max_minutes: float | None = None  # stop after this much training time, across resumes
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     log_every: int = 100
@@ -155,6 +156,8 @@ def validate(cfg: RunConfig) -> None:
             raise UserError(f"{key} must be at least 1, got {value}")
     if t.eval_every < 0:
         raise UserError(f"train.eval_every must be at least 0, got {t.eval_every}")
+    if t.max_minutes is not None and not t.max_minutes > 0:
+        raise UserError(f"train.max_minutes must be positive, got {t.max_minutes}")
     if t.max_steps is not None and t.max_steps < 1:
         raise UserError(f"train.max_steps must be at least 1, got {t.max_steps}")
     for key, value in [("optim.lr_g", cfg.optim.lr_g), ("optim.lr_d", cfg.optim.lr_d)]:

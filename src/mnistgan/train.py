@@ -147,13 +147,17 @@ class Trainer:
         by_epochs = t.epochs * self.batches.steps_per_epoch
         return by_epochs if t.max_steps is None else min(by_epochs, t.max_steps)
 
+    def out_of_time(self) -> bool:
+        limit = self.cfg.train.max_minutes
+        return limit is not None and self.progress.seconds >= 60 * limit
+
     def fit(self) -> str:
         """Train to the configured end; returns "finished" or "interrupted"."""
         p, total = self.progress, self.total_steps()
         if p.step == 0:
             self.draw_real()
         with self._signals():
-            while p.step < total and self._stop_signal is None:
+            while p.step < total and self._stop_signal is None and not self.out_of_time():
                 with self._epoch_bar() as bar:
                     self._run_epoch(bar, total)
                 if p.batch == self.batches.steps_per_epoch:
@@ -165,7 +169,7 @@ class Trainer:
     def _run_epoch(self, bar: tqdm, total: int) -> None:
         p, t = self.progress, self.cfg.train
         clock = time.perf_counter()
-        while p.batch < self.batches.steps_per_epoch and p.step < total:
+        while p.batch < self.batches.steps_per_epoch and p.step < total and not self.out_of_time():
             self.train_step()
             bar.update(1)
             now = time.perf_counter()

@@ -91,6 +91,38 @@ def load_dataset(
     raise UserError(f"no {name} data found. Tried {tried}")
 
 
+def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images uint8 (N, 28, 28) and labels (N,) or None from an .npz (`images`, optional
+    `labels`) or a folder of IDX files (its training split, as `--dataset idx` reads it)."""
+    import numpy as np
+
+    path = Path(path)
+    if path.is_dir():
+        ds = load_dataset("idx", path, cache=False)
+        return ds.train_images, ds.train_labels
+    if not path.is_file():
+        raise UserError(f"{path}: no such file or folder")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            images = f["images"]
+            labels = f["labels"] if "labels" in f.files else None
+    except KeyError:
+        raise UserError(f"{path}: an .npz of samples needs an 'images' array") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable .npz ({e})") from None
+    arrays = {"train_images": images}
+    if labels is not None:
+        arrays["train_labels"] = labels
+    if images.dtype != np.uint8 or (labels is not None and labels.dtype.kind not in "iu"):
+        raise UserError(f"{path}: images must be uint8 and labels integers")
+    if labels is not None:
+        verify(arrays, USER_IDX, str(path))
+    elif images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise UserError(f"{path}: images have shape {images.shape}, not (N, 28, 28)")
+    y = None if labels is None else torch.from_numpy(labels.astype("int64"))
+    return torch.from_numpy(np.ascontiguousarray(images)), y
+
+
 def _describe(source, spec: DatasetSpec) -> str:
     checked = "fingerprints verified" if spec.md5 is not None else "structure checked"
     if isinstance(source, RegistryPackage):
@@ -132,4 +164,4 @@ def _to_dataset(spec: DatasetSpec, arrays: Arrays, source: str) -> Dataset:
     )
 
 
-__all__ = ["SPECS", "Dataset", "DatasetSpec", "load_dataset", "sources_for"]
+__all__ = ["SPECS", "Dataset", "DatasetSpec", "load_dataset", "load_samples", "sources_for"]

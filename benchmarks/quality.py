@@ -1,0 +1,85 @@
+"""Quality at equal CPU time: train each preset for the same minutes, then score 10,000 samples.
+
+    python benchmarks/quality.py --minutes 10 --presets seed dcgan cdcgan --out runs/quality
+
+Each preset is trained by `mnistgan train --preset P --max-minutes M` (one command per row, shown
+in the output), then its EMA generator (the plain one for seed) is scored by `mnistgan.metrics.evaluate`
+against the real test set. Prints a markdown table with the real-data baseline beside it and
+writes `OUT/quality.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from mnistgan.data import load_dataset
+from mnistgan.metrics import evaluate
+from mnistgan.sampling import load_generator
+
+
+def train(preset: str, minutes: float, out: Path, extra: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "mnistgan", "train", "--preset", preset, "--max-minutes",
+           str(minutes), "--out", str(out), "--overwrite", "--log-every", "200", *extra]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return cmd
+
+
+def score(run: Path, data, n: int) -> dict:
+    sampler = load_generator(run)
+
+    def draw(k: int):
+        if not sampler.num_classes:
+            return sampler.sample(k, seed=0)
+        labels = torch.arange(k) % 10
+        return sampler.sample(k, labels, seed=0), labels
+
+    report = evaluate(draw, data, n=n)
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "images_per_s" in r]
+    report["images_per_s"] = steps[-1]["images"] / steps[-1]["seconds"] if steps else None
+    report["steps"] = steps[-1]["step"] if steps else 0
+    return report
+
+
+def table(rows: dict[str, dict], minutes: float) -> str:
+    real = next(iter(rows.values()))["real"]
+    head = ("| preset | FID | IS | precision | recall | label agreement | images/s | steps |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |")
+    fmt = lambda v, f: "n/a" if v is None else f.format(v)
+    lines = [head]
+    for name, r in rows.items():
+        lines.append(f"| {name} ({minutes:g} min) | {r['fid']:.3f} | {r['is']:.2f} | "
+                     f"{r['precision']:.3f} | {r['recall']:.3f} | "
+                     f"{fmt(r.get('label_agreement'), '{:.2%}')} | "
+                     f"{fmt(r['images_per_s'], '{:.0f}')} | {r['steps']} |")
+    lines.append(f"| real data | {real['fid']:.3f} | {real['is']:.2f} | {real['precision']:.3f} | "
+                 f"{real['recall']:.3f} | {fmt(real.get('label_agreement'), '{:.2%}')} | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=10.0, help="training minutes per preset")
+    ap.add_argument("--presets", nargs="+", default=["seed", "dcgan", "cdcgan"])
+    ap.add_argument("--n", type=int, default=10_000, help="samples scored per preset")
+    ap.add_argument("--out", type=Path, default=Path("runs/quality"))
+    args = ap.parse_args()
+    data = load_dataset("mnist", "data")
+    rows = {}
+    for preset in args.presets:
+        run = args.out / preset
+        cmd = train(preset, args.minutes, run, [])
+        print("$", " ".join(cmd[2:]), flush=True)
+        rows[preset] = score(run, data, args.n)
+    print(table(rows, args.minutes))
+    (args.out / "quality.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
