@@ -92,3 +92,41 @@ def test_real_mnist_smoke(capsys, tmp_path, monkeypatch):
     assert (tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
     steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert steps == [10, 20]
+
+
+def test_evaluate_real_and_checkpoint_reports(capsys, tmp_path, monkeypatch, fake_dir):
+    """The evaluate command on genuine MNIST: --real, then a (tiny, bad) run beside it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNISTGAN_CACHE", str(tmp_path / "cache"))
+    code, out, err = run_cli(capsys, "evaluate", "--real", "--n", "500", "--json", "real.json")
+    assert code == 0, err
+    real = json.loads((tmp_path / "real.json").read_text())
+    assert {"fid", "kid", "is", "precision", "recall", "class_share", "real"} <= real.keys()
+    assert real["is"] > 9 and real["fid"] < 1 and "(real data: " in out
+    run = tmp_path / "run"
+    main(["train", "--preset", "cdcgan", "--dataset", "idx", "--data-dir", str(fake_dir),
+          "--out", str(run), "--max-steps", "2", "--batch-size", "16"])
+    capsys.readouterr()
+    code, out, err = run_cli(capsys, "evaluate", "--checkpoint", str(run), "--n", "500",
+                             "--json", "run.json")
+    assert code == 0, err
+    rep = json.loads((tmp_path / "run.json").read_text())
+    assert rep["fid"] > 10 * rep["real"]["fid"] and 0 <= rep["label_agreement"] <= 1
+    assert rep["real"]["fid"] == pytest.approx(real["fid"])  # the same cached baseline
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate"], "exactly one of --checkpoint, --samples or --real"),
+        (["evaluate", "--real", "--samples", "x.npz"], "exactly one of"),
+        (["evaluate", "--real", "--n", "0"], "--n must be at least 1"),
+        (["evaluate", "--samples", "missing.npz"], "missing.npz: no such file or folder"),
+        (["evaluate", "--checkpoint", "missing-run"], "missing-run"),
+        (["sample", "--checkpoint", "missing-run", "--out", "g.png"], "missing-run"),
+    ],
+)
+def test_evaluate_user_errors(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and message in err and err.count("\n") == 1
