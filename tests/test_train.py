@@ -146,7 +146,7 @@ def test_conditional_run_draws_a_row_per_digit_from_the_ema(fake_dir, tmp_path):
     grid = Image.open(run / "images" / "fake_images-1.png")
     assert grid.size == (10 * 30 + 2, 10 * 30 + 2)  # 10 columns, 10 rows (one per digit)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
-    assert state["ema"] is not None and int(state["ema_n"]) == 6
+    assert state["ema"] is not None
     assert any(not torch.equal(state["ema"][k], state["generator"][k]) for k in state["ema"])
 
 

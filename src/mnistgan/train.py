@@ -11,13 +11,13 @@ uninterrupted one on the CPU.
 from __future__ import annotations
 
 import contextlib
+import copy
 import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from mnistgan import __version__
@@ -66,7 +66,7 @@ class Trainer:
         o = cfg.optim
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
-        self.ema = _ema(self.G, o.ema_decay) if o.ema_decay > 0 else None
+        self.ema = EMA(self.G, o.ema_decay) if o.ema_decay > 0 else None
         self.autocast = torch.autocast(device.type, torch.bfloat16, enabled=t.precision == "bf16")
         self.noise = torch.Generator(device).manual_seed(t.seed)
         fixed = torch.Generator().manual_seed(t.seed + 1)
@@ -128,7 +128,7 @@ class Trainer:
         g_loss.backward()
         self.opt_g.step()
         if self.ema is not None:
-            self.ema.update_parameters(self.G)
+            self.ema.update(self.G, self.progress.step)
         return g_loss.detach()
 
     def train_step(self) -> None:
@@ -320,7 +320,6 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "ema": None if self.ema is None else self.ema.module.state_dict(),
-            "ema_n": None if self.ema is None else self.ema.n_averaged.cpu(),
             "rng": capture_rng(self.noise),
             "window": {"sums": self.window.cpu(), "steps": self.window_steps,
                        "began": self.window_began},
@@ -333,7 +332,6 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         if self.ema is not None:
             self.ema.module.load_state_dict(state["ema"])
-            self.ema.n_averaged.copy_(state["ema_n"])
         restore_rng(state["rng"], self.noise)
         self.progress = Progress(**state["progress"])
         self.window = state["window"]["sums"].to(self.device)
@@ -341,6 +339,19 @@ class Trainer:
         self.window_began = state["window"]["began"]
 
 
-def _ema(g: torch.nn.Module, decay: float) -> AveragedModel:
-    """An exponential moving average of G's weights; batch-norm statistics are averaged too."""
-    return AveragedModel(g, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+class EMA:
+    """An exponential moving average of G's weights, with a warm-up: the decay after k updates
+    is min(decay, (1 + k) / (10 + k)), so early averages are not dominated by the random init.
+    Buffers (batch-norm statistics) are copied from G, not averaged."""
+
+    def __init__(self, g: torch.nn.Module, decay: float):
+        self.module = copy.deepcopy(g).requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, g: torch.nn.Module, updates: int) -> None:
+        d = min(self.decay, (1 + updates) / (10 + updates))
+        for avg, cur in zip(self.module.parameters(), g.parameters()):
+            avg.lerp_(cur, 1.0 - d)
+        for avg, cur in zip(self.module.buffers(), g.buffers()):
+            avg.copy_(cur)

@@ -57,6 +57,8 @@ class DeviceBatches:
 
     def batch(self, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch `index` of `epoch`: ((B, 1, 28, 28) float, (B,) int64)."""
+        if not 0 <= index < self.steps_per_epoch:
+            raise IndexError(f"batch {index} of an epoch of {self.steps_per_epoch} batches")
         start = index * self.batch_size
         idx = self.order(epoch)[start : start + self.batch_size]
         return normalize(self.images[idx], self.mode), self.labels[idx]

@@ -1,13 +1,14 @@
 """A DCGAN shaped for 28x28, unconditional or class-conditional.
 
 Generator: z -> FC to (2ch, 7, 7) -> two 4x4 stride-2 transposed convs (14x14, then 28x28) with
-batch norm and ReLU -> tanh. With `num_classes > 0` its batch norms are class-conditional (a
-per-class gain and bias, as in BigGAN) so every layer knows the digit it draws.
+batch norm and ReLU -> tanh. With `num_classes > 0` it takes the label one-hot beside the noise
+and its batch norms are class-conditional (a per-class gain and bias, as in BigGAN), so every
+layer knows the digit it draws.
 
 Discriminator: two 4x4 stride-2 convs (14x14, 7x7) with LeakyReLU 0.2 -> a linear logit. With
 `num_classes > 0` it is a projection discriminator (Miyato & Koyama 2018): the logit gains the
-inner product of a class embedding with the features. Optional spectral normalisation on every
-weight (Miyato et al. 2018).
+inner product of a class embedding with the globally sum-pooled features. Optional spectral
+normalisation on every weight (Miyato et al. 2018).
 """
 
 from __future__ import annotations
@@ -52,13 +53,16 @@ class DCGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, ch: int = 64, num_classes: int = 0):
         super().__init__()
         self.z_dim, self.ch, self.num_classes = z_dim, ch, num_classes
-        self.fc = nn.Linear(z_dim, 2 * ch * 7 * 7, bias=False)
+        # A conditional G also sees its label from the start, one-hot beside the noise.
+        self.fc = nn.Linear(z_dim + num_classes, 2 * ch * 7 * 7, bias=False)
         self.norm0 = _Norm(2 * ch, num_classes)
         self.up1 = nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1, bias=False)
         self.norm1 = _Norm(ch, num_classes)
         self.up2 = nn.ConvTranspose2d(ch, 1, 4, stride=2, padding=1)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            z = torch.cat([z, nn.functional.one_hot(labels, self.num_classes).to(z.dtype)], 1)
         x = self.fc(z).view(z.size(0), 2 * self.ch, 7, 7)  # (N, 2ch, 7, 7)
         x = torch.relu(self.norm0(x, labels))
         x = torch.relu(self.norm1(self.up1(x), labels))  # (N, ch, 14, 14)
@@ -74,14 +78,18 @@ class DCDiscriminator(nn.Module):
         sn = spectral_norm if spectral else (lambda m: m)
         self.conv1 = sn(nn.Conv2d(1, ch, 4, stride=2, padding=1))  # (N, ch, 14, 14)
         self.conv2 = sn(nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1))  # (N, 2ch, 7, 7)
-        features = 2 * ch * 7 * 7
-        self.head = sn(nn.Linear(features, 1))
-        self.embed = sn(nn.Embedding(num_classes, features)) if num_classes > 0 else None
+        self.head = sn(nn.Linear(2 * ch * 7 * 7, 1))
+        self.embed = None
+        if num_classes > 0:
+            embed = nn.Embedding(num_classes, 2 * ch)
+            nn.init.xavier_uniform_(embed.weight)  # small: the projection starts as a nudge
+            self.embed = sn(embed)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = nn.functional.leaky_relu(self.conv1(x), 0.2)
-        h = nn.functional.leaky_relu(self.conv2(h), 0.2).flatten(1)  # (N, 2ch*49)
-        out = self.head(h).squeeze(1)  # (N,)
+        h = nn.functional.leaky_relu(self.conv2(h), 0.2)  # (N, 2ch, 7, 7)
+        out = self.head(h.flatten(1)).squeeze(1)  # (N,)
         if self.embed is not None:
-            out = out + (self.embed(labels) * h).sum(1)  # projection term
+            pooled = h.sum((2, 3))  # (N, 2ch), global sum pooling as in the projection paper
+            out = out + (self.embed(labels) * pooled).sum(1)  # projection term
         return out
