@@ -31,7 +31,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -47,8 +47,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def _fsync_dir(directory: Path) -> None:
-    # The rename itself must reach the disk for a crash right after it to keep the new file.
+def fsync_dir(directory: Path) -> None:
+    """Make renames in `directory` durable: a crash right after one keeps the new name."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

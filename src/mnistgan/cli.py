@@ -163,15 +163,19 @@ def data(dataset: str, data_dir: str) -> None:
     click.echo(f"fingerprint: {ds.fingerprint}")
 
 
-SAMPLE_HELP = """Draw a grid of samples to a PNG.
+SAMPLE_HELP = """Draw a grid of samples to a PNG, or a latent walk (--interpolate).
 
 A conditional generator gives a 10x10 grid, one row per digit (or --digit D for one digit); an
-unconditional one gives an 8x8 grid.
+unconditional one gives an 8x8 grid. --interpolate writes a walk instead: each row slerps between
+two random latents (a conditional row keeps its digit: row r is digit r), columns are steps; the
+animated GIF beside the PNG (OUT with .gif) plays every walk at once.
 
 \b
 Examples:
   mnistgan sample --checkpoint runs/cdcgan-000 --out grid.png
   mnistgan sample --checkpoint runs/cdcgan-000/checkpoints/best.pt --digit 7 --seed 3 --out sevens.png
+  mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --out walk.png   # + walk.gif
+  mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --digit 3 --walks 6 --steps 16 --out walk3.png
 """
 
 
@@ -181,11 +185,20 @@ Examples:
 @click.option("--digit", type=int, default=None, help="Draw only this digit (conditional generators).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed.")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-def sample(checkpoint: Path | None, out: Path, digit: int | None, seed: int, device: str) -> None:
+@click.option("--interpolate", is_flag=True, help="Write a latent walk (grid PNG + animated GIF beside it) instead of a grid.")
+@click.option("--walks", type=int, default=None, help="With --interpolate: walks, one per row (default 10, one per digit, or 8 unconditional).")
+@click.option("--steps", type=int, default=None, help="With --interpolate: steps per walk, the columns (default 10).")
+def sample(checkpoint: Path | None, out: Path, digit: int | None, seed: int, device: str,
+           interpolate: bool, walks: int | None, steps: int | None) -> None:
     from mnistgan.runtime import resolve_device
     from mnistgan.sampling import load_generator, save_grid
 
+    if not interpolate and (walks is not None or steps is not None):
+        raise UserError("--walks and --steps go with --interpolate")
     sampler = load_generator(checkpoint, device=str(resolve_device(device)))
+    if interpolate:
+        _sample_walk(sampler, out, digit, seed, walks, steps or 10)
+        return
     if sampler.num_classes:
         labels = _grid_labels(digit)
         images, nrow = sampler.sample(len(labels), labels, seed=seed), 10
@@ -196,6 +209,18 @@ def sample(checkpoint: Path | None, out: Path, digit: int | None, seed: int, dev
     _check_writable(out)
     save_grid(out, images, nrow)
     click.echo(f"wrote {out} ({len(images)} samples from {sampler.source})")
+
+
+def _sample_walk(sampler, out: Path, digit: int | None, seed: int, walks: int | None,
+                 steps: int) -> None:
+    from mnistgan.sampling import latent_walk, save_walk
+
+    if digit is not None and not 0 <= digit <= 9:
+        raise UserError(f"--digit must be 0-9, got {digit}")
+    walks = walks or (10 if sampler.num_classes else 8)
+    _check_writable(out)
+    png, gif = save_walk(out, latent_walk(sampler, walks, steps, seed=seed, digit=digit))
+    click.echo(f"wrote {png} and {gif} ({walks} walks x {steps} steps, slerp, from {sampler.source})")
 
 
 def _grid_labels(digit: int | None):
@@ -263,8 +288,6 @@ def evaluate(checkpoint, samples, real, n, cas, json_out, seed, data_dir, device
 
 def _sample_source(checkpoint: Path | None, samples: Path | None, seed: int, device: str):
     """What `evaluate` scores: a sample function over a generator, or images from a file."""
-    import torch
-
     from mnistgan.data import load_samples
     from mnistgan.runtime import resolve_device
     from mnistgan.sampling import load_generator
@@ -273,14 +296,97 @@ def _sample_source(checkpoint: Path | None, samples: Path | None, seed: int, dev
         images, labels = load_samples(samples)
         return images if labels is None else (images, labels)
     sampler = load_generator(checkpoint, device=str(resolve_device(device)))
+    return lambda n: sampler.metric_samples(n, seed)  # conditional: every digit equally often
 
-    def draw(n: int):
-        if not sampler.num_classes:
-            return sampler.sample(n, seed=seed)
-        labels = torch.arange(n) % 10  # balanced: every digit equally often
-        return sampler.sample(n, labels, seed=seed), labels
 
-    return draw
+GENERATE_HELP = """Generate a synthetic MNIST: labelled images in MNIST's own file formats.
+
+Writes OUT/MNIST/raw/ (IDX files, plain and .gz, where torchvision.datasets.MNIST(OUT) and
+`--dataset idx --data-dir OUT` read them), or OUT/{train,test}.npz (images uint8 [N,28,28],
+labels uint8 [N]), or an ImageFolder tree OUT/{train,test}/DIGIT/INDEX.png; then
+OUT/manifest.json, last: the export is complete when it exists. Nothing appears in OUT unless
+the whole export succeeds. The same generator, seed and flags give byte-identical files.
+
+--labels balanced gives equal counts (the remainder to the lowest digits), mnist MNIST's own
+label counts scaled to the split, a list of ten counts (digits 0-9) the training split exactly
+(leave out --n-train) and the test split in the same proportions. An unconditional generator's
+images are labelled by the evaluator's prediction, and the counts are met by rejection.
+
+\b
+Examples:
+  mnistgan generate --checkpoint runs/cdcgan-000 --out synth
+  python -c "import torchvision; print(torchvision.datasets.MNIST('synth'))"
+  mnistgan generate --checkpoint runs/cdcgan-000 --min-confidence 0.9 --evaluate --out synth-clean
+  mnistgan generate --checkpoint runs/cdcgan-000 --format png --n-train 1000 --n-test 0 --out synth-png
+  mnistgan generate --checkpoint runs/cdcgan-000 --labels 0,0,0,500,0,0,0,0,500,0 --out threes-eights
+"""
+
+
+@cli.command(help=GENERATE_HELP)
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file (default: the bundled generator).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the data set into.")
+@click.option("--n-train", type=int, default=None, help="Training images (default 60000; a --labels list sets it).")
+@click.option("--n-test", type=int, default=10_000, show_default=True, help="Test images (0: none).")
+@click.option("--labels", type=str, default="balanced", show_default=True, help="balanced, mnist, or ten comma-separated counts for digits 0-9.")
+@click.option("--format", "fmt", type=click.Choice(["idx", "npz", "png"]), default="idx", show_default=True, help="idx (MNIST's files), npz, or png (ImageFolder tree).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of noise and label order.")
+@click.option("--min-confidence", type=float, default=None, help="Keep only images the evaluator gives at least this probability (0-1) for their label.")
+@click.option("--evaluate", is_flag=True, help="Score the training split against real MNIST (metrics and CAS) into the manifest.")
+@click.option("--data-dir", type=str, default="data", show_default=True, help="Where real MNIST is found or cached (for --evaluate).")
+@click.option("--batch-size", type=int, default=1000, show_default=True, help="Images per generator pass (speed and memory; never changes the output).")
+@click.option("--device", type=str, default="cpu", show_default=True, help="Device to generate on.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in --out.")
+def generate(checkpoint, out, n_train, n_test, labels, fmt, seed, min_confidence, evaluate,
+             data_dir, batch_size, device, overwrite) -> None:
+    from mnistgan.data import load_dataset
+    from mnistgan.export import ExportOptions, check_options, export_dataset
+    from mnistgan.runtime import resolve_device
+    from mnistgan.sampling import load_generator
+
+    options = ExportOptions(n_train=n_train, n_test=n_test, labels=labels, format=fmt, seed=seed,
+                            min_confidence=min_confidence, batch_size=batch_size,
+                            overwrite=overwrite)
+    check_options(options)  # flag mistakes before anything is loaded
+    sampler = load_generator(checkpoint, device=str(resolve_device(device)))
+    click.echo(f"generator: {sampler.source}")
+    real = load_dataset("mnist", data_dir, log=click.echo) if evaluate else None
+    export_dataset(sampler, out, options, real_data=real, log=click.echo)
+
+
+REPORT_HELP = """Write RUN/report.html: one self-contained page about a run, viewable offline.
+
+The run at a glance, final samples beside real digits, the metric table with real data's
+figures (`mnistgan evaluate` on the run's generator, cached in RUN/metrics.json), each digit's
+share, training curves (also RUN/images/curves.png), the per-epoch grids as an animation, a
+latent walk and the config. Every image is embedded: nothing is fetched when it opens.
+
+\b
+Examples:
+  mnistgan report runs/cdcgan-000
+  mnistgan report runs/cdcgan-000 --n 2000 --cas
+  mnistgan report runs/cdcgan-000 --n 0        # no metrics, so no real data needed
+"""
+
+
+@cli.command(help=REPORT_HELP)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--n", type=int, default=10_000, show_default=True, help="Samples for the metrics (0: leave the metrics out).")
+@click.option("--cas", is_flag=True, help="Add CAS to the metrics (trains a small classifier, about 30 s).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed of the samples shown and scored.")
+@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist", show_default=True, help="The real data the metrics compare against.")
+@click.option("--data-dir", type=str, default="data", show_default=True, help="Where the real data is found or cached.")
+@click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
+def report(run: Path, n: int, cas: bool, seed: int, dataset: str, data_dir: str, device: str) -> None:
+    from mnistgan.data import load_dataset
+    from mnistgan.run_report import write_report
+    from mnistgan.runtime import resolve_device
+
+    if n < 0:
+        raise UserError(f"--n must be at least 0, got {n}")
+    data = load_dataset(dataset, data_dir, log=click.echo) if n else None
+    path = write_report(run, data, n=n, cas=cas, seed=seed, device=str(resolve_device(device)),
+                        log=click.echo)
+    click.echo(f"wrote {path}")
 
 
 @cli.group()

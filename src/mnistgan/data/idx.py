@@ -56,10 +56,15 @@ def encode_idx(array: np.ndarray) -> bytes:
     array = np.ascontiguousarray(array)
     if array.dtype != np.uint8:
         raise ValueError(f"IDX arrays here are uint8, got {array.dtype}")
-    if not 1 <= array.ndim <= MAX_NDIM:
-        raise ValueError(f"IDX arrays have 1 to {MAX_NDIM} dimensions, got {array.ndim}")
-    header = bytes([0, 0, UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.tobytes()
+    return idx_header(array.shape) + array.tobytes()
+
+
+def idx_header(shape: tuple[int, ...]) -> bytes:
+    """The header of a uint8 IDX file of this shape; the data follows it in C order, so a
+    writer that knows the shape up front can stream the data after it."""
+    if not 1 <= len(shape) <= MAX_NDIM:
+        raise ValueError(f"IDX arrays have 1 to {MAX_NDIM} dimensions, got {len(shape)}")
+    return bytes([0, 0, UBYTE, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
 
 
 def read_idx_bytes(path: str | os.PathLike) -> bytes:
