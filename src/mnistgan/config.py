@@ -36,6 +36,7 @@ class ModelConfig:
     ch: int = 64  # base channel width (dcgan)
     num_classes: int = 0  # 0: unconditional; 10: class-conditional G and projection D (dcgan)
     spectral_norm: bool = False  # spectral normalisation of D's weights (dcgan)
+    aux_classifier: bool = False  # D also predicts the digit, an AC-GAN head (conditional dcgan)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class OptimConfig:
     r1_gamma: float = 0.0  # R1 penalty weight on real data (0: off)
     gp_weight: float = 10.0  # gradient-penalty weight, used by loss wgan-gp
     ema_decay: float = 0.0  # EMA of G's weights for sampling and evaluation (0: off)
+    aux_weight: float = 1.0  # weight of the class head's cross entropy (model.aux_classifier)
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,9 @@ def validate(cfg: RunConfig) -> None:
     _choice("model.arch", cfg.model.arch, ARCHS)
     _choice("optim.loss", cfg.optim.loss, LOSSES)
     m = cfg.model
-    if m.arch == "seed" and (m.num_classes or m.spectral_norm):
+    if m.aux_classifier and not m.num_classes:
+        raise UserError("model.aux_classifier needs a conditional model (model.num_classes 10)")
+    if m.arch == "seed" and (m.num_classes or m.spectral_norm or m.aux_classifier):
         raise UserError("model.arch seed is the tutorial's: unconditional, no spectral norm")
     if m.num_classes not in (0, 10):
         raise UserError(f"model.num_classes must be 0 or 10 (digits), got {m.num_classes}")
@@ -168,7 +172,8 @@ def validate(cfg: RunConfig) -> None:
                        ("optim.ema_decay", o.ema_decay)]:
         if not 0 <= value < 1:
             raise UserError(f"{key} must be in [0, 1), got {value}")
-    for key, value in [("optim.r1_gamma", o.r1_gamma), ("optim.gp_weight", o.gp_weight)]:
+    for key, value in [("optim.r1_gamma", o.r1_gamma), ("optim.gp_weight", o.gp_weight),
+                       ("optim.aux_weight", o.aux_weight)]:
         if not value >= 0:
             raise UserError(f"{key} must be at least 0, got {value}")
     _choice("train.precision", t.precision, ("fp32", "bf16"))

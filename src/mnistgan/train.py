@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from mnistgan import __version__
@@ -63,6 +64,7 @@ class Trainer:
         self.G, self.D = g.to(device), d.to(device)
         self.num_classes = cfg.model.num_classes
         self.loss = LOSSES[cfg.optim.loss]
+        self.aux_weight = cfg.optim.aux_weight if cfg.model.aux_classifier else 0.0
         o = cfg.optim
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
@@ -101,9 +103,15 @@ class Trainer:
         with torch.no_grad(), self.autocast:
             fake = self.G(z, y_fake)  # detached: D's loss needs no gradient in G
         with self.autocast:
-            real_logits, fake_logits = self.D(real, y_real), self.D(fake, y_fake)
+            if self.aux_weight:  # D also learns to name the real digit
+                real_logits, real_classes = self.D(real, y_real, classes=True)
+            else:
+                real_logits = self.D(real, y_real)
+            fake_logits = self.D(fake, y_fake)
             d_loss = self.loss.d_loss(real_logits.float(), fake_logits.float())
             d_loss = d_loss + self.penalties(real, fake, y_real, y_fake)
+            if self.aux_weight:
+                d_loss = d_loss + self.aux_weight * F.cross_entropy(real_classes.float(), y_real)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
@@ -123,7 +131,12 @@ class Trainer:
         """Update G to make D call fresh fakes real; returns g_loss on the device."""
         z, y = self.latents(n)
         with self.autocast:
-            g_loss = self.loss.g_loss(self.D(self.G(z, y), y).float())
+            if self.aux_weight:  # ... and G to draw digits D names as asked
+                logits, classes = self.D(self.G(z, y), y, classes=True)
+                g_loss = self.loss.g_loss(logits.float())
+                g_loss = g_loss + self.aux_weight * F.cross_entropy(classes.float(), y)
+            else:
+                g_loss = self.loss.g_loss(self.D(self.G(z, y), y).float())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -188,6 +201,7 @@ class Trainer:
         self.draw_fake(p.epoch + 1)
         p.epoch, p.batch = p.epoch + 1, 0
         self.checkpoint()
+        self.draw_curves()
         if self.run is not None and p.epoch % self.cfg.train.snapshot_every == 0:
             save_checkpoint(self.run.snapshot(p.epoch), self.state_dict())
 
@@ -296,6 +310,13 @@ class Trainer:
             nrow = 10 if self.num_classes else 8  # conditional: one row per digit
             images = to_uint8(self.sample(self.fixed_z, self.fixed_y))
             save_grid(self.run.fake_grid(epoch), images, nrow)
+
+    def draw_curves(self) -> None:
+        """RUN/images/curves.png from the log so far: losses, D's outputs, FID over time."""
+        if self.run is not None:
+            from mnistgan.plots import save_curves
+
+            save_curves(self.run.path)
 
     def checkpoint(self) -> None:
         if self.run is not None:

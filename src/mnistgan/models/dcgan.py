@@ -8,7 +8,9 @@ layer knows the digit it draws.
 Discriminator: two 4x4 stride-2 convs (14x14, 7x7) with LeakyReLU 0.2 -> a linear logit. With
 `num_classes > 0` it is a projection discriminator (Miyato & Koyama 2018): the logit gains the
 inner product of a class embedding with the globally sum-pooled features. Optional spectral
-normalisation on every weight (Miyato et al. 2018).
+normalisation on every weight (Miyato et al. 2018). With `classifier=True` D also predicts the
+digit from the same pooled features (an AC-GAN head, Odena et al. 2017): the Trainer teaches it on
+real digits and asks G to draw digits it recognises, which makes labels stick within an epoch.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class DCGenerator(nn.Module):
 class DCDiscriminator(nn.Module):
     """(images (N, 1, 28, 28), labels (N,) or None) -> logits (N,)."""
 
-    def __init__(self, ch: int = 64, num_classes: int = 0, spectral: bool = False):
+    def __init__(self, ch: int = 64, num_classes: int = 0, spectral: bool = False,
+                 classifier: bool = False):
         super().__init__()
         self.num_classes = num_classes
         sn = spectral_norm if spectral else (lambda m: m)
@@ -84,12 +87,19 @@ class DCDiscriminator(nn.Module):
             embed = nn.Embedding(num_classes, 2 * ch)
             nn.init.xavier_uniform_(embed.weight)  # small: the projection starts as a nudge
             self.embed = sn(embed)
+        self.classifier = sn(nn.Linear(2 * ch, num_classes)) if classifier and num_classes else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, *,
+                classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N,); with `classes=True` also the class logits (N, num_classes)."""
         h = nn.functional.leaky_relu(self.conv1(x), 0.2)
         h = nn.functional.leaky_relu(self.conv2(h), 0.2)  # (N, 2ch, 7, 7)
         out = self.head(h.flatten(1)).squeeze(1)  # (N,)
+        pooled = h.sum((2, 3))  # (N, 2ch), global sum pooling as in the projection paper
         if self.embed is not None:
-            pooled = h.sum((2, 3))  # (N, 2ch), global sum pooling as in the projection paper
             out = out + (self.embed(labels) * pooled).sum(1)  # projection term
-        return out
+        if not classes:
+            return out
+        if self.classifier is None:
+            raise ValueError("this discriminator has no class head (model.aux_classifier)")
+        return out, self.classifier(pooled)
