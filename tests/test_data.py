@@ -53,7 +53,7 @@ def test_length_mismatch_is_an_error(tmp_path):
     arrays = fake_arrays()
     arrays["train_labels"] = arrays["train_labels"][:-1]
     write_fake(tmp_path, arrays)
-    with pytest.raises(UserError, match="96 train images but labels of shape"):
+    with pytest.raises(UserError, match="train-images-idx3-ubyte has 96 images but train-labels-idx1-ubyte has 95 labels"):
         load_dataset("idx", tmp_path)
 
 

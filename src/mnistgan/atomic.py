@@ -32,6 +32,10 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except OSError as e:
+        if e.filename is None:  # name the file a full disk failed, not just the reason
+            e.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

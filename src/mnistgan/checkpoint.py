@@ -2,12 +2,18 @@
 
 A checkpoint is a plain dict of tensors and Python values, so it loads with
 `torch.load(weights_only=True)`: a file that needs anything else unpickled (code, classes) is
-refused before any of it runs. It carries a format number; a file from a newer mnistgan, or one
-missing part of the state, is one clear `UserError`.
+refused before any of it runs. It carries a format number; a file from a newer mnistgan, one
+missing part of the state, one whose config this mnistgan cannot build, or whose weights do not
+fit that config, is one clear `UserError` naming the file and the mismatch.
+
+A write that fails (a full disk) is one `UserError` too: the temp file is removed and the
+previous checkpoint stays in place. Temp files left by a killed writer (`.NAME.tmp-PID` of a
+process that no longer exists) are removed before the next write of the same file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import random
@@ -18,7 +24,7 @@ import numpy as np
 import torch
 
 from mnistgan.atomic import atomic_open
-from mnistgan.errors import UserError
+from mnistgan.errors import CheckpointMismatch, UserError
 
 FORMAT = 1
 REQUIRED = ("format", "config", "progress", "generator", "discriminator", "opt_g", "opt_d", "rng")
@@ -26,8 +32,43 @@ REQUIRED = ("format", "config", "progress", "generator", "discriminator", "opt_g
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Write `state` to `path` via a temp file and rename: a crash never leaves half a file."""
-    with atomic_open(path) as f:
-        torch.save({"format": FORMAT, **state}, f)
+    save_state_dict(path, {"format": FORMAT, **state}, what="checkpoint")
+
+
+def save_state_dict(path: str | os.PathLike, state: dict[str, Any], what: str = "weights") -> None:
+    """`torch.save` to `path` atomically; a failed write is a `UserError`, the old file kept."""
+    path = Path(path)
+    remove_stale_temps(path)
+    try:
+        with atomic_open(path) as f:
+            torch.save(state, f)
+    except OSError as e:
+        kept = "; the previous file is kept" if path.is_file() else ""
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise UserError(f"{path}: cannot write {what} ({reason}){kept}") from None
+    except RuntimeError as e:  # torch wraps a failed write of its zip container
+        if "write" not in str(e).lower():
+            raise
+        kept = "; the previous file is kept" if path.is_file() else ""
+        raise UserError(f"{path}: cannot write {what} ({str(e).splitlines()[0][:200]}){kept}") from None
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Remove `.NAME.tmp-PID` files beside `path` whose writer process no longer exists."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -43,7 +84,50 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     missing = [k for k in REQUIRED if k not in state]
     if missing:
         raise UserError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    check_compatible(state, path)
     return state
+
+
+def check_compatible(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """`CheckpointMismatch` unless this mnistgan can build the checkpoint's config, its weights
+    fit the models that config builds (names and shapes), and its progress record is known."""
+    from mnistgan.config import RunConfig
+    from mnistgan.models import build_models
+    from mnistgan.train import Progress
+
+    try:
+        cfg = RunConfig.from_dict(state["config"])
+    except UserError as e:
+        raise CheckpointMismatch(f"{path}: incompatible config ({e})") from None
+    unknown = sorted(set(state["progress"]) - {f.name for f in dataclasses.fields(Progress)})
+    if unknown:
+        raise CheckpointMismatch(f"{path}: progress has unknown field {unknown[0]!r} "
+                                 "(written by a newer mnistgan?)")
+    with torch.device("meta"):  # shapes only: nothing is allocated or initialised for real
+        g, d = build_models(cfg.model)
+    for name, model in (("generator", g), ("discriminator", d), ("ema", g)):
+        if name == "ema" and state.get("ema") is None:
+            continue
+        _check_weights(state[name], model.state_dict(), f"{path}: {name}", cfg)
+
+
+def _check_weights(saved: Any, expected: dict[str, torch.Tensor], where: str, cfg) -> None:
+    arch = f"model.arch {cfg.model.arch}"
+    if not isinstance(saved, dict):
+        raise CheckpointMismatch(f"{where} is not a state dict")
+    missing = [k for k in expected if k not in saved]
+    extra = [k for k in saved if k not in expected]
+    if missing or extra:
+        key, how = (missing[0], "lacks") if missing else (extra[0], "has unexpected")
+        raise CheckpointMismatch(f"{where} {how} weight {key!r} for its config ({arch})")
+    for key, want in expected.items():
+        have = saved[key]
+        if not isinstance(have, torch.Tensor) or have.shape != want.shape:
+            shape = tuple(have.shape) if isinstance(have, torch.Tensor) else type(have).__name__
+            raise CheckpointMismatch(
+                f"{where} weight {key!r} has shape {shape}, its config ({arch}) needs "
+                f"{tuple(want.shape)}"
+            )
 
 
 def load_weights(path: str | os.PathLike, map_location: Any = "cpu") -> Any:

@@ -67,6 +67,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     eval_every: int = 0  # steps between FID evaluations, which keep checkpoints/best.pt (0: off)
     eval_samples: int = 2000  # samples per in-training evaluation
+    on_nan: str = "stop"  # a NaN/inf loss or gradient: stop, or rollback to the last checkpoint
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ def validate(cfg: RunConfig) -> None:
         if not value >= 0:
             raise UserError(f"{key} must be at least 0, got {value}")
     _choice("train.precision", t.precision, ("fp32", "bf16"))
+    _choice("train.on_nan", t.on_nan, ("stop", "rollback"))
     dev = t.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(dev)):
         raise UserError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {dev!r}")

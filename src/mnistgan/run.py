@@ -40,7 +40,11 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | os.PathLike, cfg: RunConfig, *, overwrite: bool = False) -> RunDir:
-        """A new run folder; an existing non-empty one is refused unless `overwrite`."""
+        """A new run folder; an existing non-empty one is refused unless `overwrite`.
+
+        `overwrite` deletes nothing yet: the old run is renamed to `.NAME.replaced` beside it and
+        removed only once the new run has written its first checkpoint (`checkpoint_written`),
+        so a new run that fails to start, or is killed early, never costs the old one."""
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise UserError(f"--out {run.path}: exists and is not a directory")
@@ -52,14 +56,34 @@ class RunDir:
                 )
             if not run.config.is_file():
                 raise UserError(f"--overwrite: {run.path} is not a run folder; not deleting it")
-            shutil.rmtree(run.path)
+            run._move_aside()
         try:
-            run.images.mkdir(parents=True, exist_ok=True)
+            run.path.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
+            run.images.mkdir(exist_ok=True)
             run.checkpoints.mkdir(exist_ok=True)
         except OSError as e:
             raise UserError(f"--out {run.path}: cannot create ({e.strerror or e})") from None
-        write_text_atomic(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
         return run
+
+    @property
+    def replaced(self) -> Path:
+        """Where `--overwrite` keeps the old run until the new one has a checkpoint."""
+        return self.path.with_name(f".{self.path.name}.replaced")
+
+    def _move_aside(self) -> None:
+        if self.replaced.exists():
+            if self.last.is_file():  # this run got going, so the one it replaced was due to go
+                shutil.rmtree(self.replaced)
+            else:  # this attempt never checkpointed: it holds nothing; keep the older run aside
+                shutil.rmtree(self.path)
+                return
+        os.replace(self.path, self.replaced)
+
+    def checkpoint_written(self) -> None:
+        """Called after each checkpoint: the run `--overwrite` set aside is no longer needed."""
+        if self.replaced.exists():
+            shutil.rmtree(self.replaced, ignore_errors=True)
 
     @classmethod
     def existing(cls, path: str | os.PathLike) -> RunDir:
@@ -68,7 +92,9 @@ class RunDir:
         if not run.path.is_dir():
             raise UserError(f"--resume {run.path}: no such run folder")
         if not run.last.is_file():
-            raise UserError(f"--resume {run.path}: no checkpoint at {run.last}")
+            kept = (f"; the run it replaced is kept at {run.replaced}" if run.replaced.is_dir()
+                    else "")
+            raise UserError(f"--resume {run.path}: no checkpoint at {run.last}{kept}")
         return run
 
     def append_log(self, record: dict[str, Any]) -> None:

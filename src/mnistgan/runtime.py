@@ -9,6 +9,10 @@ from mnistgan.errors import UserError
 
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` picks cuda, then mps, then cpu; an explicit device must be available."""
+    head, _, index = name.partition(":")
+    if head not in ("cpu", "cuda", "mps", "auto") or (index and not (head == "cuda"
+                                                                     and index.isdigit())):
+        raise UserError(f"--device {name}: not one of auto, cpu, cuda, cuda:N, mps")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -9,6 +9,7 @@ written with a zero timestamp and no file name so that the same array gives the 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -42,7 +43,7 @@ def decode_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(data) < header:
         raise IdxError(f"{name}: truncated IDX header ({len(data)} of {header} bytes)")
     shape = struct.unpack(f">{ndim}I", data[4:header])
-    expected = header + int(np.prod(shape, dtype=np.int64))
+    expected = header + math.prod(shape)  # exact: a crafted shape cannot overflow it
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing bytes"
         raise IdxError(

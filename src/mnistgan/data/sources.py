@@ -189,14 +189,20 @@ def verify(arrays: Arrays, spec: DatasetSpec, where: str) -> None:
         images, labels = arrays.get(f"{split}_images"), arrays.get(f"{split}_labels")
         if images is None:
             continue
+        image_file, label_file = SPLIT_FILES[f"{split}_images"], SPLIT_FILES[f"{split}_labels"]
         if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise UserError(f"{where}: {split} images have shape {images.shape}, not (N, 28, 28)")
-        if labels.ndim != 1 or len(labels) != len(images):
             raise UserError(
-                f"{where}: {len(images)} {split} images but labels of shape {labels.shape}"
+                f"{where}: {image_file} holds images of shape {images.shape}, not (N, 28, 28)"
+            )
+        if labels.ndim != 1:
+            raise UserError(f"{where}: {label_file} has shape {labels.shape}, not (N,)")
+        if len(labels) != len(images):
+            raise UserError(
+                f"{where}: {image_file} has {len(images)} images but {label_file} has "
+                f"{len(labels)} labels"
             )
         if len(labels) and int(labels.max()) > 9:
-            raise UserError(f"{where}: {split} labels go up to {int(labels.max())}, not 0-9")
+            raise UserError(f"{where}: {label_file}: labels go up to {int(labels.max())}, not 0-9")
     if spec.md5 is None:
         return
     for key, expected in spec.md5.items():
