@@ -1,0 +1,74 @@
+"""TensorBoard output of a run (`mnistgan train --tensorboard`), in `RUN/tensorboard/`.
+
+A sink the Trainer hands what it already writes: each log.jsonl record (losses, D's outputs,
+images/s, FID) becomes scalars at its step, and each epoch's fixed-noise grid an image. Nothing
+here decides what to log. On resume the writer starts a new event file in the same folder with
+`purge_step` just past the resumed step, so TensorBoard drops whatever an interrupted process had
+logged past its last checkpoint, which the resumed run logs again: the curves show one history.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from mnistgan.errors import UserError
+
+# log.jsonl key -> TensorBoard tag; records' other keys (epoch, images, seconds, ...) are not
+# curves worth a chart of their own.
+TAGS = {
+    "d_loss": "loss/d",
+    "g_loss": "loss/g",
+    "d_real": "D/real",
+    "d_fake": "D/fake",
+    "images_per_s": "speed/images_per_s",
+    "fid": "eval/fid",
+}
+GRID_TAG = "samples/fixed_noise"
+MISSING = "--tensorboard needs the tensorboard package: pip install 'mnistgan[tensorboard]'"
+
+
+def require_tensorboard() -> None:
+    """Raise a one-line `UserError` if the tensorboard package is missing: before a run starts."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise UserError(MISSING) from None
+
+
+class TensorBoardSink:
+    """Scalars and grids of one run into `logdir`, through `torch.utils.tensorboard`."""
+
+    def __init__(self, logdir: str | os.PathLike, *, purge_step: int | None = None):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError(MISSING) from None
+        self.logdir = Path(logdir)
+        # Events at purge_step and later, left by an earlier process, are dropped by TensorBoard.
+        self.writer = SummaryWriter(str(self.logdir), purge_step=purge_step)
+
+    def record(self, record: dict) -> None:
+        """One log.jsonl record: each known numeric key as a scalar at the record's step."""
+        step = int(record["step"])
+        for key, tag in TAGS.items():
+            value = record.get(key)
+            if isinstance(value, int | float):
+                self.writer.add_scalar(tag, float(value), step)
+        self.writer.flush()  # a record every log_every steps: cheap, and nothing is lost to a kill
+
+    def grid(self, images: torch.Tensor, nrow: int, step: int) -> None:
+        """uint8 images (N, 28, 28) as one grid image at `step`, laid out as the PNG grids."""
+        from torchvision.utils import make_grid
+
+        grid = make_grid(images.unsqueeze(1), nrow=nrow, padding=2, pad_value=0)  # (3, H, W)
+        self.writer.add_image(GRID_TAG, grid[:1], step, dataformats="CHW")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+__all__ = ["GRID_TAG", "TAGS", "TensorBoardSink", "require_tensorboard"]
