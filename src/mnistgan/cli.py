@@ -17,10 +17,10 @@ import click
 from mnistgan.config import RunConfig, load_preset, preset_names, preset_summary
 from mnistgan.errors import UserError
 
-DEFAULT_PRESET = "seed"
+DEFAULT_PRESET = "cdcgan"
 # Flags that only change how long or how verbosely a run goes on: a resume may change these.
 RESUMABLE = {"epochs", "max_steps", "max_minutes", "log_every", "checkpoint_every",
-             "snapshot_every", "device", "data_dir", "eval_every"}
+             "snapshot_every", "device", "data_dir", "eval_every", "on_nan"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -44,6 +44,8 @@ Examples:
   mnistgan train --preset seed --max-steps 500 --batch-size 64
   mnistgan train --resume runs/seed --epochs 5     # continue, now to epoch 5
   mnistgan train --preset seed --dry-run           # print the resolved config
+  mnistgan train --preset cdcgan --print-config > my.toml   # write a run down as TOML ...
+  mnistgan train --config my.toml --seed 1 --tensorboard   # ... rerun it; flags override it
 """
 
 
@@ -51,7 +53,7 @@ Examples:
 @click.option("--preset", type=str, default=None, help=f"Preset name (default {DEFAULT_PRESET}); see `mnistgan presets`.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/PRESET-NNN, a new number each run).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last checkpoint.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder given by --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder given by --out (the old run is set aside, and deleted only once the new run has its first checkpoint).")
 @click.option("--epochs", type=int, default=None, help="Number of epochs (a pass over the training set each).")
 @click.option("--max-steps", type=int, default=None, help="Stop at this total step count of the run (across resumes).")
 @click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of training (across resumes).")
@@ -67,38 +69,61 @@ Examples:
 @click.option("--snapshot-every", type=int, default=None, help="Epochs between kept snapshots in checkpoints/.")
 @click.option("--eval-every", type=int, default=None, help="Steps between FID evaluations (kept in log.jsonl; best.pt keeps the best). 0: off.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help="fp32, or bf16 autocast (much faster on CPUs with AMX and on recent GPUs).")
+@click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None, help="A NaN or inf loss or gradient: stop (default; the last good checkpoint is kept), or roll back to it with halved learning rates (at most 3 times).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit without training.")
+@click.option("--config", type=click.Path(path_type=Path), default=None, help="A TOML (or YAML) file with the keys of RUN/config.json (preset, [data], [model], [optim], [train]); flags override it.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config as TOML (a file --config reads back) and exit without training.")
+@click.option("--tensorboard", is_flag=True, help="Also write scalars and the fixed-noise grids to RUN/tensorboard/ (needs the tensorboard package); a resume keeps writing there.")
 def train(**opts: Any) -> None:
     from mnistgan.data import load_dataset
+    from mnistgan.distributed import World
     from mnistgan.runtime import resolve_device
 
-    cfg, run, state = _resolve_run(opts)
+    if opts["tensorboard"]:
+        from mnistgan.tensorboard import require_tensorboard
+
+        require_tensorboard()  # before a run folder is made
+    cfg, run, state = _resolve_run(opts, create=World.from_env().main)
+    if opts["print_config"]:
+        from mnistgan.config_file import to_toml
+
+        click.echo(to_toml(cfg), nl=False)
+        return
     if opts["dry_run"]:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
-    device = resolve_device(cfg.train.device)
-    data = load_dataset(cfg.data.dataset, cfg.data.data_dir, log=click.echo)
-    _train(cfg, data, device, run, state)
+    world = World.from_env()
+    device = world.device(resolve_device(cfg.train.device))
+    data = load_dataset(cfg.data.dataset, cfg.data.data_dir,
+                        log=click.echo if world.main else lambda _: None)
+    _train(cfg, data, device, run, state, world, tensorboard=opts["tensorboard"])
 
 
-def _resolve_run(opts: dict[str, Any]):
-    """(config, run folder or None for a dry run, checkpoint state or None)."""
+def _resolve_run(opts: dict[str, Any], create: bool = True):
+    """(config, run folder or None for a dry run, checkpoint state or None). With `create`
+    False (a torchrun rank other than 0) no folder is made or kept: rank 0 owns the run."""
     from mnistgan.checkpoint import load_checkpoint
     from mnistgan.run import RunDir
 
     overrides = _overrides(opts)
     if opts["resume"] is not None:
         given = [k for k, v in opts.items() if v not in (None, False) and k not in RESUMABLE]
-        fixed = [k for k in given if k not in ("resume", "dry_run")]
+        # Output options, not the run's identity: --tensorboard may start or go on at a resume.
+        fixed = [k for k in given if k not in ("resume", "dry_run", "print_config", "tensorboard")]
         if fixed:
             name = fixed[0].replace("_", "-")
             raise UserError(f"--{name} cannot change on --resume: the run's config fixes it")
         run = RunDir.existing(opts["resume"])
         state = load_checkpoint(run.last)
         cfg = RunConfig.from_dict(state["config"]).replace(**overrides)
-        return cfg, run, state
-    cfg = load_preset(opts["preset"] or DEFAULT_PRESET).replace(**overrides)
-    if opts["dry_run"]:
+        return cfg, run if create else None, state
+    if opts["config"] is not None:
+        from mnistgan.config_file import read_config_file
+
+        cfg = read_config_file(opts["config"], opts["preset"]).replace(**overrides)
+    else:
+        cfg = load_preset(opts["preset"] or DEFAULT_PRESET).replace(**overrides)
+    if opts["dry_run"] or opts["print_config"] or not create:
         return cfg, None, None
     out = opts["out"] or _next_run_dir(Path("runs"), cfg.preset)
     return cfg, RunDir.create(out, cfg, overwrite=opts["overwrite"]), None
@@ -107,7 +132,7 @@ def _resolve_run(opts: dict[str, Any]):
 def _overrides(opts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sections = {
         "train": ("epochs", "max_steps", "max_minutes", "batch_size", "seed", "device", "log_every",
-                  "checkpoint_every", "snapshot_every", "eval_every", "precision"),
+                  "checkpoint_every", "snapshot_every", "eval_every", "precision", "on_nan"),
         "data": ("dataset", "data_dir", "normalize"),
     }
     out = {s: {k: opts[k] for k in keys if opts[k] is not None} for s, keys in sections.items()}
@@ -124,17 +149,45 @@ def _next_run_dir(root: Path, preset: str) -> Path:
     return root / f"{preset}-{n:03d}"
 
 
-def _train(cfg: RunConfig, data, device, run, state) -> None:
+def _tensorboard_sink(run, state, asked: bool):
+    """A TensorBoardSink into RUN/tensorboard/ when asked, or on a resume of a run that has one;
+    None otherwise (and on torchrun ranks other than 0, which have no run folder)."""
+    if run is None or not (asked or (state is not None and (run.path / "tensorboard").is_dir())):
+        return None
+    from mnistgan.tensorboard import TensorBoardSink
+
+    # Steps after the checkpoint's are logged again by the resumed run, as log.jsonl's are.
+    purge = None if state is None else state["progress"]["step"] + 1
+    return TensorBoardSink(run.path / "tensorboard", purge_step=purge)
+
+
+def _train(cfg: RunConfig, data, device, run, state, world, tensorboard: bool = False) -> None:
+    from tqdm import tqdm
+
     from mnistgan.train import Trainer
 
-    trainer = Trainer(cfg, data, device=device, run=run)
+    world.join(device)
+    sink = _tensorboard_sink(run, state, tensorboard)
+    trainer = Trainer(cfg, data, device=device, run=run, world=world,
+                      echo=tqdm.write if world.main else lambda _: None, tensorboard=sink)
     if state is not None:
         trainer.load_state_dict(state)
-        run.truncate_log(trainer.progress.step)
-        click.echo(f"resumed {run.path} at step {trainer.progress.step}")
-    click.echo(f"training {cfg.preset} on {device} for {trainer.total_steps()} steps -> {run.path}")
-    outcome = trainer.fit()
+    if run is not None:  # rank 0 (or the only process) speaks and writes
+        if state is not None:
+            run.truncate_log(trainer.progress.step)
+            click.echo(f"resumed {run.path} at step {trainer.progress.step}")
+        procs = f" x {world.size} processes" if world.distributed else ""
+        click.echo(f"training {cfg.preset} on {device}{procs} for {trainer.total_steps()} steps"
+                   f" -> {run.path}")
+    try:
+        outcome = trainer.fit()
+    finally:
+        world.leave()
+        if sink is not None:
+            sink.close()
     step = trainer.progress.step
+    if run is None:
+        sys.exit(128 + trainer._stop_signal if outcome == "interrupted" else 0)
     if outcome == "interrupted":
         name = signal.Signals(trainer._stop_signal).name
         click.echo(f"{name}: stopped at step {step}, checkpoint saved; resume with:\n"
@@ -217,7 +270,7 @@ def _sample_walk(sampler, out: Path, digit: int | None, seed: int, walks: int | 
 
     if digit is not None and not 0 <= digit <= 9:
         raise UserError(f"--digit must be 0-9, got {digit}")
-    walks = walks or (10 if sampler.num_classes else 8)
+    walks = (10 if sampler.num_classes else 8) if walks is None else walks
     _check_writable(out)
     png, gif = save_walk(out, latent_walk(sampler, walks, steps, seed=seed, digit=digit))
     click.echo(f"wrote {png} and {gif} ({walks} walks x {steps} steps, slerp, from {sampler.source})")
@@ -353,6 +406,35 @@ def generate(checkpoint, out, n_train, n_test, labels, fmt, seed, min_confidence
     export_dataset(sampler, out, options, real_data=real, log=click.echo)
 
 
+EXPORT_ONNX_HELP = """Export the generator to ONNX, for onnxruntime in any language.
+
+Inputs `z` float32 (N, z_dim) and, for a conditional generator, `label` int64 (N,); output
+`images` float32 (N, 1, 28, 28) in [-1, 1]; N is free. The graph is the generator in eval mode
+in float32 (the EMA weights when the run kept them), whatever precision it trained in. Needs the
+onnx extra: pip install 'mnistgan[onnx]'.
+
+\b
+Examples:
+  mnistgan export-onnx --checkpoint runs/cdcgan-000 --out generator.onnx
+  mnistgan export-onnx --out generator.onnx      # the bundled generator
+"""
+
+
+@cli.command("export-onnx", help=EXPORT_ONNX_HELP)
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file (default: the generator bundled with mnistgan).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="ONNX file to write.")
+def export_onnx(checkpoint: Path | None, out: Path) -> None:
+    from mnistgan.onnx_export import export_generator, require_onnx
+    from mnistgan.sampling import load_generator
+
+    require_onnx()  # before any weights are read
+    sampler = load_generator(checkpoint, device="cpu")
+    info = export_generator(sampler, out)
+    inputs = "z (N, {})".format(info["z_dim"]) + (", label (N,)" if info["num_classes"] else "")
+    click.echo(f"wrote {out}: {inputs} -> images (N, 1, 28, 28) in [-1, 1], "
+               f"opset {info['opset']}, from {sampler.source}")
+
+
 REPORT_HELP = """Write RUN/report.html: one self-contained page about a run, viewable offline.
 
 The run at a glance, final samples beside real digits, the metric table with real data's
@@ -433,6 +515,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.UsageError as e:
         click.echo(f"mnistgan: error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except OSError as e:  # a full disk, a read-only folder: the file and the reason, one line
+        if e.errno is None:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"mnistgan: error: {where}{e.strerror or e}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("mnistgan: aborted", err=True)

@@ -22,17 +22,26 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from mnistgan import __version__
-from mnistgan.atomic import atomic_open
-from mnistgan.checkpoint import capture_rng, restore_rng, save_checkpoint
+from mnistgan.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    save_state_dict,
+)
 from mnistgan.config import RunConfig
 from mnistgan.data import Dataset
 from mnistgan.data.batches import DeviceBatches
+from mnistgan.distributed import World
+from mnistgan.errors import Diverged, UserError
 from mnistgan.losses import LOSSES, gradient_penalty, r1_penalty
 from mnistgan.models import build_models
 from mnistgan.run import RunDir
 from mnistgan.sampling import Sampler, eval_mode, save_grid, to_uint8
 
 STATS = ("d_loss", "g_loss", "d_real", "d_fake")
+NONFINITE = ("d_loss", "g_loss", "D's gradients", "G's gradients")
+MAX_ROLLBACKS, ROLLBACK_LR_FACTOR = 3, 0.5  # --on-nan rollback
 
 
 @dataclass
@@ -43,6 +52,7 @@ class Progress:
     images: int = 0  # real images seen
     seconds: float = 0.0  # training time, summed across resumes
     best_fid: float | None = None  # lowest in-training FID so far (checkpoints/best.pt)
+    rollbacks: int = 0  # --on-nan rollback: returns to the last good checkpoint so far
 
 
 class Trainer:
@@ -56,12 +66,25 @@ class Trainer:
         device: torch.device,
         run: RunDir | None = None,
         echo: Callable[[str], None] = tqdm.write,
+        world: World | None = None,
+        tensorboard=None,
     ):
-        self.cfg, self.device, self.run, self.echo = cfg, device, run, echo
+        world = world or World()
+        self.cfg, self.device, self.run, self.echo, self.world = cfg, device, run, echo, world
+        self.tensorboard = tensorboard  # a mnistgan.tensorboard.TensorBoardSink, or None
         t = cfg.train
+        world.check_batch(t.batch_size)
+        if world.distributed and (cfg.optim.r1_gamma > 0 or cfg.optim.loss == "wgan-gp"):
+            raise UserError("R1 and gradient penalties need double backward, which "
+                            "DistributedDataParallel does not support: train them in one process")
+        if world.distributed and t.on_nan == "rollback":
+            raise UserError("--on-nan rollback works in one process; under torchrun a "
+                            "divergence stops every rank (resume in one process to roll back)")
         torch.manual_seed(t.seed)  # weight init, identical on every device
         g, d = build_models(cfg.model)
         self.G, self.D = g.to(device), d.to(device)
+        # What the steps call: DDP wrappers under torchrun, the modules themselves otherwise.
+        self.G_step, self.D_step = world.wrap(self.G), world.wrap(self.D)
         self.num_classes = cfg.model.num_classes
         self.loss = LOSSES[cfg.optim.loss]
         self.aux_weight = cfg.optim.aux_weight if cfg.model.aux_classifier else 0.0
@@ -82,38 +105,51 @@ class Trainer:
         self.window = torch.zeros(len(STATS), dtype=torch.float64, device=device)
         self.window_steps = 0
         self.window_began = 0.0  # progress.seconds when the statistics window opened
+        # Sticky flags, set on the device within the step that goes non-finite (NONFINITE);
+        # read, one host sync, only where the run logs, evaluates or checkpoints.
+        self.nonfinite = torch.zeros(len(NONFINITE), device=device)
+        self._unit = torch.ones(1, device=device)
+        self.good_step = 0  # the last step the flags were read clean
         self._stop_signal: int | None = None
+        self._halted = False  # a signal or the time limit ended the loop
         self._loaded_evaluator = None
         self.data = data
 
     # -- one step -------------------------------------------------------------------------
 
     def latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Fresh noise (n, z_dim) and, for a conditional model, uniformly drawn labels (n,)."""
+        """Fresh noise (n, z_dim) and, for a conditional model, uniformly drawn labels (n,):
+        this rank's share of the global draw, which every rank makes alike."""
         z = torch.randn(n, self.cfg.model.z_dim, generator=self.noise, device=self.device)
         if not self.num_classes:
-            return z, None
+            return self.world.shard(z), None
         y = torch.randint(0, self.num_classes, (n,), generator=self.noise, device=self.device)
-        return z, y
+        return self.world.shard(z), self.world.shard(y)
 
     def d_step(self, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Update D on a real and a fake batch; returns [d_loss, D(real), D(fake)] on the device."""
         y_real = labels if self.num_classes else None
-        z, y_fake = self.latents(len(real))
+        n = len(real)
+        z, y_fake = self.latents(n * self.world.size)
         with torch.no_grad(), self.autocast:
             fake = self.G(z, y_fake)  # detached: D's loss needs no gradient in G
         with self.autocast:
+            # Real and fake in one pass (D has no batch norm, so this equals two passes).
+            both = torch.cat([real, fake.to(real.dtype)])
+            y_both = None if y_real is None else torch.cat([y_real, y_fake])
             if self.aux_weight:  # D also learns to name the real digit
-                real_logits, real_classes = self.D(real, y_real, classes=True)
+                logits, classes = self.D_step(both, y_both, classes=True)
+                real_classes = classes[:n]
             else:
-                real_logits = self.D(real, y_real)
-            fake_logits = self.D(fake, y_fake)
+                logits = self.D_step(both, y_both)
+            real_logits, fake_logits = logits[:n], logits[n:]
             d_loss = self.loss.d_loss(real_logits.float(), fake_logits.float())
             d_loss = d_loss + self.penalties(real, fake, y_real, y_fake)
             if self.aux_weight:
                 d_loss = d_loss + self.aux_weight * F.cross_entropy(real_classes.float(), y_real)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
+        self.flag_gradients(self.D, 2)
         self.opt_d.step()
         scores = torch.stack([torch.sigmoid(real_logits.float()).mean(),
                               torch.sigmoid(fake_logits.float()).mean()])
@@ -132,26 +168,37 @@ class Trainer:
         z, y = self.latents(n)
         with self.autocast:
             if self.aux_weight:  # ... and G to draw digits D names as asked
-                logits, classes = self.D(self.G(z, y), y, classes=True)
+                logits, classes = self.D_step(self.G_step(z, y), y, classes=True)
                 g_loss = self.loss.g_loss(logits.float())
                 g_loss = g_loss + self.aux_weight * F.cross_entropy(classes.float(), y)
             else:
-                g_loss = self.loss.g_loss(self.D(self.G(z, y), y).float())
+                g_loss = self.loss.g_loss(self.D_step(self.G_step(z, y), y).float())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
+        self.flag_gradients(self.G, 3)
         self.opt_g.step()
         if self.ema is not None:
             self.ema.update(self.G, self.progress.step)
         return g_loss.detach()
 
+    def flag_gradients(self, model: torch.nn.Module, slot: int) -> None:
+        """Set `nonfinite[slot]` if any gradient of `model` is NaN or inf: one fused pass on the
+        device (the check GradScaler uses; multiplying by 1 leaves every gradient bit-exact)."""
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, self.nonfinite[slot:slot + 1],
+                                                         self._unit)
+
     def train_step(self) -> None:
         p = self.progress
-        real, labels = self.batches.batch(p.epoch, p.batch)
-        d_stats = self.d_step(real, labels)
-        g_loss = self.g_step(len(real))
-        self.window += torch.stack([d_stats[0], g_loss, d_stats[1], d_stats[2]]).double()
+        real, labels = self.batches.batch(p.epoch, p.batch)  # the global batch
+        n = len(real)
+        d_stats = self.d_step(self.world.shard(real), self.world.shard(labels))
+        g_loss = self.g_step(n)
+        stats = torch.stack([d_stats[0], g_loss, d_stats[1], d_stats[2]])
+        self.window += stats.double()
+        self.nonfinite[:2] += (~torch.isfinite(stats[:2])).float()
         self.window_steps += 1
-        p.step, p.batch, p.images = p.step + 1, p.batch + 1, p.images + len(real)
+        p.step, p.batch, p.images = p.step + 1, p.batch + 1, p.images + n
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -164,16 +211,22 @@ class Trainer:
         limit = self.cfg.train.max_minutes
         return limit is not None and self.progress.seconds >= 60 * limit
 
+    def stopping(self) -> bool:
+        """A signal or the time limit, agreed by every rank (a collective under torchrun)."""
+        return self.world.agree(self._stop_signal is not None or self.out_of_time(), self.device)
+
     def fit(self) -> str:
         """Train to the configured end; returns "finished" or "interrupted"."""
         p, total = self.progress, self.total_steps()
         if p.step == 0:
             self.draw_real()
+            self.checkpoint()  # at once: a run folder is resumable, and can roll back, from step 0
+        self._halted = self.out_of_time()  # the same on every rank: seconds come from the state
         with self._signals():
-            while p.step < total and self._stop_signal is None and not self.out_of_time():
+            while (p.step < total or not self.healthy()) and not self._halted:
                 with self._epoch_bar() as bar:
                     self._run_epoch(bar, total)
-                if p.batch == self.batches.steps_per_epoch:
+                if p.batch == self.batches.steps_per_epoch and self.healthy():
                     self.end_epoch()
         self.checkpoint()
         self.save_weights()
@@ -182,18 +235,21 @@ class Trainer:
     def _run_epoch(self, bar: tqdm, total: int) -> None:
         p, t = self.progress, self.cfg.train
         clock = time.perf_counter()
-        while p.batch < self.batches.steps_per_epoch and p.step < total and not self.out_of_time():
+        while p.batch < self.batches.steps_per_epoch and p.step < total:
             self.train_step()
             bar.update(1)
             now = time.perf_counter()
             p.seconds, clock = p.seconds + now - clock, now
+            if self.at_boundary() and not self.healthy():
+                continue  # rolled back to the last good checkpoint
             if p.step % t.log_every == 0:
                 bar.set_postfix_str(self.log())
-            if t.eval_every and p.step % t.eval_every == 0:
+            if t.eval_every and p.step % t.eval_every == 0 and self.world.main:
                 self.evaluate()
             if p.step % t.checkpoint_every == 0:
                 self.checkpoint()
-            if self._stop_signal is not None:
+            if self.stopping():
+                self._halted = True
                 return
 
     def end_epoch(self) -> None:
@@ -210,7 +266,7 @@ class Trainer:
         p, epochs = self.progress, self.cfg.train.epochs
         bar = tqdm(
             total=self.batches.steps_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{epochs}",
-            unit="step", leave=False, disable=None, dynamic_ncols=True,
+            unit="step", leave=False, disable=None if self.world.main else True, dynamic_ncols=True,
         )
         try:
             yield bar
@@ -231,6 +287,54 @@ class Trainer:
             for s, handler in old.items():
                 signal.signal(s, handler)
 
+    def at_boundary(self) -> bool:
+        """Steps that log, evaluate or checkpoint: where the non-finite flags are read."""
+        s, t = self.progress.step, self.cfg.train
+        return (s % t.log_every == 0 or s % t.checkpoint_every == 0
+                or bool(t.eval_every and s % t.eval_every == 0))
+
+    def healthy(self) -> bool:
+        """True if no loss or gradient went NaN or inf since the flags were last read (one host
+        sync). Otherwise `--on-nan stop` raises `Diverged`, and `--on-nan rollback` reloads the
+        last good checkpoint, lowers both learning rates and returns False."""
+        if self.world.distributed:  # every rank sees every rank's flags, and decides alike
+            torch.distributed.all_reduce(self.nonfinite, op=torch.distributed.ReduceOp.MAX)
+        flags = self.nonfinite.tolist()
+        p = self.progress
+        if not any(flags):
+            self.good_step = p.step
+            return True
+        what = ", ".join(name for name, flag in zip(NONFINITE, flags) if flag)
+        where = f"training diverged: non-finite {what} between steps {self.good_step} and {p.step}"
+        last = None if self.run is None else self.run.last
+        if last is None or not last.is_file():
+            raise Diverged(f"{where}; no checkpoint was written")
+        if self.cfg.train.on_nan != "rollback":
+            raise Diverged(f"{where}; the last good checkpoint {last} is kept (resume with "
+                           "--on-nan rollback to retry at a lower learning rate)")
+        if p.rollbacks >= MAX_ROLLBACKS:
+            raise Diverged(f"{where}, after {p.rollbacks} rollbacks; the last good checkpoint "
+                           f"{last} is kept")
+        self.rollback(load_checkpoint(last), where)
+        return False
+
+    def rollback(self, state: dict, why: str) -> None:
+        """Go back to `state` (the last checkpoint) with both learning rates lowered."""
+        p, rollbacks = self.progress, self.progress.rollbacks + 1
+        opts = (self.opt_g, self.opt_d)
+        lrs = [[group["lr"] for group in opt.param_groups] for opt in opts]  # before, to compound
+        self.load_state_dict(state)
+        vars(p).update(vars(self.progress), rollbacks=rollbacks)
+        self.progress = p  # the loops hold this object
+        for opt, before in zip(opts, lrs):
+            for group, lr in zip(opt.param_groups, before):
+                group["lr"] = lr * ROLLBACK_LR_FACTOR
+        self.nonfinite.zero_()
+        self.run.truncate_log(p.step)
+        lr_g, lr_d = self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"]
+        self.echo(f"{why}; rolled back to step {p.step} with lr_g {lr_g:g}, lr_d {lr_d:g} "
+                  f"(rollback {rollbacks} of {MAX_ROLLBACKS})")
+
     # -- logging, pictures, files -------------------------------------------------------------
 
     def log(self) -> str:
@@ -246,6 +350,8 @@ class Trainer:
         self.window_steps = 0
         if self.run is not None:
             self.run.append_log(record)
+        if self.tensorboard is not None:
+            self.tensorboard.record(record)
         self.echo(
             "Epoch [{}/{}], d_loss: {:.6f}, g_loss: {:.6f} D real: {:.6f}, D fake: {:.6f}".format(
                 p.epoch, t.epochs, stats["d_loss"], stats["g_loss"], stats["d_real"], stats["d_fake"]
@@ -278,6 +384,8 @@ class Trainer:
                   "fid": fid, "eval_samples": len(images), "class_share": balance.share}
         if self.run is not None:
             self.run.append_log(record)
+        if self.tensorboard is not None:
+            self.tensorboard.record(record)
         self.echo(f"step {p.step}: FID {fid:.3f} on {len(images)} samples")
         if (warning := balance.warning()) is not None:
             self.echo(f"warning: {warning}")
@@ -310,6 +418,8 @@ class Trainer:
             nrow = 10 if self.num_classes else 8  # conditional: one row per digit
             images = to_uint8(self.sample(self.fixed_z, self.fixed_y))
             save_grid(self.run.fake_grid(epoch), images, nrow)
+            if self.tensorboard is not None:
+                self.tensorboard.grid(images, nrow, self.progress.step)
 
     def draw_curves(self) -> None:
         """RUN/images/curves.png from the log so far: losses, D's outputs, FID over time."""
@@ -319,19 +429,23 @@ class Trainer:
             save_curves(self.run.path)
 
     def checkpoint(self) -> None:
-        if self.run is not None:
+        # healthy(): a poisoned state never overwrites the last good checkpoint; after a
+        # rollback the state is the one last.pt already holds.
+        if self.run is not None and self.healthy():
             save_checkpoint(self.run.last, self.state_dict())
+            self.run.checkpoint_written()
 
     def save_weights(self) -> None:
         """generator.pth / discriminator.pth: plain state dicts, loadable by the tutorial's code."""
         if self.run is not None:
             for path, model in ((self.run.generator, self.G), (self.run.discriminator, self.D)):
-                with atomic_open(path) as f:
-                    torch.save(model.state_dict(), f)
+                save_state_dict(path, model.state_dict())
 
     # -- state ----------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
+        if self.nonfinite.any():  # callers check healthy() first; this is the last guard
+            raise Diverged(f"refusing to save a non-finite state (step {self.progress.step})")
         return {
             "mnistgan_version": __version__,
             "config": self.cfg.to_dict(),
@@ -358,6 +472,7 @@ class Trainer:
         self.window = state["window"]["sums"].to(self.device)
         self.window_steps = state["window"]["steps"]
         self.window_began = state["window"]["began"]
+        self.good_step = self.progress.step
 
 
 class EMA:
