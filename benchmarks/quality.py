@@ -3,7 +3,8 @@
     python benchmarks/quality.py --minutes 10 --presets seed dcgan cdcgan --out runs/quality
 
 Each preset is trained by `mnistgan train --preset P --max-minutes M` (one command per row, shown
-in the output), then its EMA generator (the plain one for seed) is scored by `mnistgan.metrics.evaluate`
+in the output; the minutes count all of training's wall-clock time, logging and checkpoints
+included), then the EMA generator (the plain one for seed) of its last checkpoint is scored by `mnistgan.metrics.evaluate`
 against the real test set. Prints a markdown table with the real-data baseline beside it and
 writes `OUT/quality.json`.
 """
@@ -15,8 +16,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-
-import torch
 
 from mnistgan.data import load_dataset
 from mnistgan.metrics import evaluate
@@ -31,15 +30,9 @@ def train(preset: str, minutes: float, out: Path, extra: list[str]) -> list[str]
 
 
 def score(run: Path, data, n: int) -> dict:
-    sampler = load_generator(run)
-
-    def draw(k: int):
-        if not sampler.num_classes:
-            return sampler.sample(k, seed=0)
-        labels = torch.arange(k) % 10
-        return sampler.sample(k, labels, seed=0), labels
-
-    report = evaluate(draw, data, n=n)
+    # The last checkpoint, not best.pt: best.pt is chosen by FID against the test set.
+    sampler = load_generator(run / "checkpoints" / "last.pt")
+    report = evaluate(lambda k: sampler.metric_samples(k, seed=0), data, n=n)
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     steps = [r for r in log if "images_per_s" in r]
     report["images_per_s"] = steps[-1]["images"] / steps[-1]["seconds"] if steps else None

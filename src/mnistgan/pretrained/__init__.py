@@ -17,13 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from mnistgan.atomic import write_bytes_atomic
 from mnistgan.errors import UserError
 
 BUNDLE_NAME = "generator.safetensors"
-BUNDLE_SHA256 = ""  # set when the bundle is made; empty: no generator is bundled yet
+BUNDLE_SHA256 = "76d49d2e064ae4d332db9745fb3f84fe1e72618c14fc87883a4d011ce26f3076"
 
 
 def bundle_path() -> Path:
@@ -50,13 +49,14 @@ def read_bundle(path: Path | None = None, sha256: str | None = None) -> tuple[di
 
 
 def write_bundle(run: Path, out: Path, metrics: dict | None = None, command: str = "") -> str:
-    """Write the EMA generator of `run` (its best.pt, else last.pt) as a bundle; return sha256."""
+    """Write the EMA generator of `run` (a checkpoint file, or a run folder's last.pt) as a
+    bundle; return its sha256. Not best.pt by default: that one is chosen by FID on test data."""
     import safetensors.torch
 
     from mnistgan.checkpoint import load_checkpoint
 
-    ckpt = run / "checkpoints" / "best.pt"
-    state = load_checkpoint(ckpt if ckpt.is_file() else run / "checkpoints" / "last.pt")
+    run = Path(run)
+    state = load_checkpoint(run if run.is_file() else run / "checkpoints" / "last.pt")
     weights = state["ema"] or state["generator"]
     weights = {k: v.contiguous() for k, v in weights.items()}
     meta = {"config": state["config"], "progress": state["progress"], "metrics": metrics or {},
@@ -69,7 +69,7 @@ def write_bundle(run: Path, out: Path, metrics: dict | None = None, command: str
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Bundle a run's EMA generator into the package.")
-    ap.add_argument("run", type=Path, help="finished run folder")
+    ap.add_argument("run", type=Path, help="finished run folder (its last.pt) or checkpoint file")
     ap.add_argument("--metrics", type=Path, help="JSON report from mnistgan evaluate --json")
     ap.add_argument("--command", default="", help="the command that trained the run")
     ap.add_argument("--out", type=Path, default=bundle_path())
