@@ -40,3 +40,28 @@ def fake_dir(tmp_path: Path) -> Path:
     root = tmp_path / "fake"
     write_fake(root / "MNIST" / "raw", fake_arrays())
     return root
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the `mnistgan` CLI in-process: (exit status, stdout, stderr)."""
+    from mnistgan.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tiny_cdcgan_run(tmp_path_factory) -> Path:
+    """A class-conditional DCGAN trained 3 steps on fake data: bad digits, a real checkpoint."""
+    from mnistgan.cli import main
+
+    root = tmp_path_factory.mktemp("data")
+    write_fake(root / "MNIST" / "raw", fake_arrays())
+    out = tmp_path_factory.mktemp("runs") / "cdcgan"
+    main(["train", "--preset", "cdcgan", "--dataset", "idx", "--data-dir", str(root),
+          "--out", str(out), "--max-steps", "3", "--batch-size", "16", "--log-every", "1"])
+    return out

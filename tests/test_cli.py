@@ -8,18 +8,9 @@ import sys
 
 import pytest
 import torch
+from conftest import run_cli
 
 from mnistgan.cli import main
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(

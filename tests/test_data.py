@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
 from conftest import fake_arrays, write_fake
+
 from mnistgan.data import load_dataset
 from mnistgan.data.batches import DeviceBatches, epoch_order, normalize
 from mnistgan.data.sources import RegistryPackage, TorchvisionDownload

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import conftest
 import numpy as np
 import pytest
 import torch
@@ -30,12 +31,7 @@ from mnistgan.sampling import Sampler, load_generator
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A class-conditional DCGAN trained 3 steps on fake data: bad digits, real checkpoint."""
-    root = tmp_path_factory.mktemp("data")
-    write_fake(root / "MNIST" / "raw", fake_arrays())
-    out = tmp_path_factory.mktemp("runs") / "cdcgan"
-    main(["train", "--preset", "cdcgan", "--dataset", "idx", "--data-dir", str(root),
-          "--out", str(out), "--max-steps", "3", "--batch-size", "16", "--log-every", "1"])
-    return out
+    return conftest.tiny_cdcgan_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +88,8 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
+    code, _, err = conftest.run_cli(capsys, *args)
+    return code, err
 
 # -- loaders read it ---------------------------------------------------------------------------
 

@@ -14,27 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import fake_arrays, run_cli, write_fake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import fake_arrays, write_fake
 from mnistgan import losses
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.cli import main
 from mnistgan.data.idx import IdxError, encode_idx, read_idx
-from mnistgan.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code: int, err: str, *parts: str) -> None:

@@ -9,11 +9,12 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import conftest
 import pytest
 import torch
+from conftest import fake_arrays, write_fake
 from PIL import Image
 
-from conftest import fake_arrays, write_fake
 from mnistgan.cli import main
 from mnistgan.plots import curves_png, save_curves
 from mnistgan.sampling import latent_walk, load_generator, slerp
@@ -40,15 +41,15 @@ def run(tmp_path_factory, data_dir) -> Path:
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
+    code, _, err = conftest.run_cli(capsys, *args)
+    return code, err
 
 # -- curves ------------------------------------------------------------------------------------
+
+
+def test_training_draws_curves_at_each_epoch_end(run):
+    curves = run / "images" / "curves.png"  # written by the Trainer, before any report
+    assert curves.is_file() and Image.open(curves).width > 0
 
 
 def test_save_curves_draws_the_log(run):

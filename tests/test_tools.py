@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli, tiny_cdcgan_run
 
 from mnistgan.cli import main
 from mnistgan.config import RunConfig, load_preset, preset_names
@@ -23,14 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
     """Run the CLI; (exit status, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
+    return run_cli(capsys, *args)
 
 def train(fake_dir: Path, *args: str) -> None:
     preset = [] if "--preset" in args or "--config" in args else ["--preset", "seed"]
@@ -185,14 +179,7 @@ def test_config_trains_the_run_it_describes(fake_dir, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def cdcgan_run(tmp_path_factory) -> Path:
     """A class-conditional DCGAN (bf16 preset, EMA) trained 3 steps on fake data."""
-    from conftest import fake_arrays, write_fake
-
-    root = tmp_path_factory.mktemp("data")
-    write_fake(root / "MNIST" / "raw", fake_arrays())
-    out = tmp_path_factory.mktemp("runs") / "cdcgan"
-    main(["train", "--preset", "cdcgan", "--dataset", "idx", "--data-dir", str(root),
-          "--out", str(out), "--max-steps", "3", "--batch-size", "16", "--log-every", "1"])
-    return out
+    return tiny_cdcgan_run(tmp_path_factory)
 
 
 def torch_images(sampler, z, labels=None) -> np.ndarray:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from tutorial import generator
 
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.cli import main
-from tutorial import generator
 
 LOG_KEYS = {"epoch", "step", "images", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "seconds"}
 
