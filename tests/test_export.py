@@ -246,7 +246,8 @@ def test_interrupted_export_leaves_nothing(monkeypatch, sampler, tmp_path, fmt):
     with pytest.raises(KeyboardInterrupt):
         export_dataset(sampler, tmp_path / "x", ExportOptions(n_train=1500, n_test=10,
                                                               format=fmt, batch_size=500))
-    assert calls["n"] == 3 and not (tmp_path / "x").exists()
+    # The writer may have started the next block's draw before the interrupt reached it.
+    assert 3 <= calls["n"] <= 4 and not (tmp_path / "x").exists()
 
 
 def test_disk_full_leaves_the_earlier_export_untouched(monkeypatch, sampler, tmp_path):

@@ -431,7 +431,8 @@ class Trainer:
     def checkpoint(self) -> None:
         # healthy(): a poisoned state never overwrites the last good checkpoint; after a
         # rollback the state is the one last.pt already holds.
-        if self.run is not None and self.healthy():
+        # healthy() first: under torchrun it is a collective every rank must join.
+        if self.healthy() and self.run is not None:
             save_checkpoint(self.run.last, self.state_dict())
             self.run.checkpoint_written()
 
