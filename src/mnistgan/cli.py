@@ -435,6 +435,34 @@ def export_onnx(checkpoint: Path | None, out: Path) -> None:
                f"opset {info['opset']}, from {sampler.source}")
 
 
+SERVE_HELP = """Serve a page to play with a generator, and its JSON/PNG API, on localhost.
+
+The page: pick a digit, a seed and a count and see the grid at once, a latent interpolation
+between two seeds, a download link, and the model's config and metrics. The API:
+GET /api/sample?digit=D&n=N&seed=S (a PNG grid), /api/walk (a GIF), /api/model (JSON),
+described in /openapi.json. It binds to 127.0.0.1 unless --host says otherwise.
+
+\b
+Examples:
+  mnistgan serve                                   # the bundled generator, http://127.0.0.1:8000/
+  mnistgan serve --checkpoint runs/cdcgan-000 --port 8080
+  curl -o sevens.png 'http://127.0.0.1:8000/api/sample?digit=7&n=64&seed=3'
+"""
+
+
+@cli.command(help=SERVE_HELP)
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file (default: the bundled generator).")
+@click.option("--host", type=str, default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 opens it to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: any free port, printed at start).")
+@click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
+def serve(checkpoint: Path | None, host: str, port: int, device: str) -> None:
+    from mnistgan.runtime import resolve_device
+    from mnistgan.serve import serve as run_server
+
+    run_server(checkpoint, host=host, port=port, device=str(resolve_device(device)),
+               log=lambda line: click.echo(line, err=line.startswith("warning")))
+
+
 REPORT_HELP = """Write RUN/report.html: one self-contained page about a run, viewable offline.
 
 The run at a glance, final samples beside real digits, the metric table with real data's
