@@ -20,7 +20,8 @@ from mnistgan.errors import UserError
 DEFAULT_PRESET = "cdcgan"
 # Flags that only change how long or how verbosely a run goes on: a resume may change these.
 RESUMABLE = {"epochs", "max_steps", "max_minutes", "log_every", "checkpoint_every",
-             "snapshot_every", "device", "data_dir", "eval_every", "on_nan"}
+             "snapshot_every", "device", "data_dir", "eval_every", "on_nan",
+             "precision", "memory_format", "compile"}  # where and how fast, not what, it trains
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -68,7 +69,9 @@ Examples:
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (each epoch end also saves one).")
 @click.option("--snapshot-every", type=int, default=None, help="Epochs between kept snapshots in checkpoints/.")
 @click.option("--eval-every", type=int, default=None, help="Steps between FID evaluations (kept in log.jsonl; best.pt keeps the best). 0: off.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help="fp32, or bf16 autocast (much faster on CPUs with AMX and on recent GPUs).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None, help="auto (bf16 where the hardware has it: AMX/AVX-512-BF16 CPUs, Ampere+ GPUs; else fp32), fp32, bf16 autocast, or fp16 autocast with loss scaling (GPUs).")
+@click.option("--memory-format", type=click.Choice(["auto", "channels_last", "contiguous"]), default=None, help="Layout of G's and D's convolutions; auto: channels-last on CPUs, and on GPUs in bf16/fp16.")
+@click.option("--compile/--no-compile", default=None, help="torch.compile G and D for training (minutes of compiling first; see README, Speed).")
 @click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None, help="A NaN or inf loss or gradient: stop (default; the last good checkpoint is kept), or roll back to it with halved learning rates (at most 3 times).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit without training.")
 @click.option("--config", type=click.Path(path_type=Path), default=None, help="A TOML (or YAML) file with the keys of RUN/config.json (preset, [data], [model], [optim], [train]); flags override it.")
@@ -132,7 +135,8 @@ def _resolve_run(opts: dict[str, Any], create: bool = True):
 def _overrides(opts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sections = {
         "train": ("epochs", "max_steps", "max_minutes", "batch_size", "seed", "device", "log_every",
-                  "checkpoint_every", "snapshot_every", "eval_every", "precision", "on_nan"),
+                  "checkpoint_every", "snapshot_every", "eval_every", "precision", "on_nan",
+                  "memory_format", "compile"),
         "data": ("dataset", "data_dir", "normalize"),
     }
     out = {s: {k: opts[k] for k in keys if opts[k] is not None} for s, keys in sections.items()}
@@ -177,8 +181,8 @@ def _train(cfg: RunConfig, data, device, run, state, world, tensorboard: bool = 
             run.truncate_log(trainer.progress.step)
             click.echo(f"resumed {run.path} at step {trainer.progress.step}")
         procs = f" x {world.size} processes" if world.distributed else ""
-        click.echo(f"training {cfg.preset} on {device}{procs} for {trainer.total_steps()} steps"
-                   f" -> {run.path}")
+        click.echo(f"training {cfg.preset} on {device}{procs} ({trainer.speed}) for "
+                   f"{trainer.total_steps()} steps -> {run.path}")
     try:
         outcome = trainer.fit()
     finally:
@@ -285,11 +289,18 @@ def _grid_labels(digit: int | None):
     return torch.full((100,), digit) if digit is not None else torch.arange(100) // 10
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, flag: str = "--out") -> None:
     if not path.parent.exists():
-        raise UserError(f"--out {path}: folder {path.parent} does not exist")
+        raise UserError(f"{flag} {path}: folder {path.parent} does not exist")
     if path.is_dir():
-        raise UserError(f"--out {path}: is a directory")
+        raise UserError(f"{flag} {path}: is a directory")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from mnistgan.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    click.echo(f"wrote {path}")
 
 
 EVALUATE_HELP = """Score samples with the offline MNIST evaluator, beside real data's figures.
@@ -316,7 +327,6 @@ Examples:
 @click.option("--data-dir", type=str, default="data", show_default=True, help="Where MNIST is found or cached.")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
 def evaluate(checkpoint, samples, real, n, cas, json_out, seed, data_dir, device) -> None:
-    from mnistgan.atomic import write_text_atomic
     from mnistgan.data import load_dataset
     from mnistgan.metrics import evaluate as score
     from mnistgan.metrics import evaluate_real, format_report
@@ -326,7 +336,7 @@ def evaluate(checkpoint, samples, real, n, cas, json_out, seed, data_dir, device
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
     if json_out is not None:
-        _check_writable(json_out)
+        _check_writable(json_out, "--json")
     data = load_dataset("mnist", data_dir, log=click.echo)
     if real:
         report = evaluate_real(data, n=n, cas=cas, log=click.echo)
@@ -335,8 +345,7 @@ def evaluate(checkpoint, samples, real, n, cas, json_out, seed, data_dir, device
         report = score(source, data, n=n, cas=cas, log=click.echo)
     click.echo(format_report(report))
     if json_out is not None:
-        write_text_atomic(json_out, json.dumps(report, indent=2) + "\n")
-        click.echo(f"wrote {json_out}")
+        _write_json(json_out, report)
 
 
 def _sample_source(checkpoint: Path | None, samples: Path | None, seed: int, device: str):
@@ -525,6 +534,66 @@ def evaluator_train(out: Path, seed: int, data_dir: str) -> None:
     torch.set_num_threads(2)  # the shipped weights were made with 2 threads
     train_and_save_evaluator(load_dataset("mnist", data_dir, log=click.echo), out, seed=seed,
                              log=click.echo)
+
+
+BENCH_EXAMPLES = """Training and sampling speed beside the seed tutorial's own loop, in one run.
+
+Prints a Markdown table: images/s, the ratio to the tutorial's loop, FLOPs per image, GFLOP/s
+and the share of this device's measured matmul peak. Rows take turns in timed windows; each
+figure is the median of --repeats windows. Needs MNIST as `mnistgan train` does.
+
+\b
+Examples:
+  mnistgan bench                                  # about 5 minutes on a 2-core CPU
+  mnistgan bench --seconds 3 --repeats 1 --no-generation   # a quick look
+  mnistgan bench --device cuda --precision fp32,bf16,fp16 --compile both --json gpu.json
+"""
+
+
+def _csv(kind, name: str, text: str, allowed=None) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"{name} {text!r}: expected a comma-separated list") from None
+    bad = [v for v in values if allowed is not None and v not in allowed]
+    if not values or bad or (kind is int and min(values) < 1):
+        raise UserError(f"{name} {text!r}: expected a comma-separated list"
+                        + (f" of {', '.join(allowed)}" if allowed else " of positive numbers"))
+    return values
+
+
+@cli.command(help=BENCH_EXAMPLES)
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Length of each timed window.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timed windows per row, after one warm-up window (the median is shown).")
+@click.option("--device", type=str, default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--precision", "precisions", type=str, default="fp32,bf16", show_default=True, help="Comma-separated precisions for the mnistgan rows: fp32, bf16, fp16.")
+@click.option("--seed-batch-sizes", type=str, default="16,128", show_default=True, help="Comma-separated batch sizes for the seed preset's rows.")
+@click.option("--compile", "compiled", type=click.Choice(["off", "on", "both"]), default="off", show_default=True, help="Default-preset rows eager, compiled (torch.compile), or both.")
+@click.option("--generation/--no-generation", default=True, show_default=True, help="Also time generation and the evaluator's report.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write every figure (each window's rate too) to this JSON file.")
+@click.option("--report-n", type=click.IntRange(min=50), default=10_000, show_default=True, help="Samples in the timed evaluator report.")
+@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist", show_default=True, help="mnist, or idx (MNIST-format files in --data-dir/MNIST/raw).")
+@click.option("--data-dir", type=str, default="data", show_default=True, help="Where MNIST is, or is cached.")
+def bench(seconds, repeats, device, precisions, seed_batch_sizes, compiled, generation,
+          json_out, report_n, dataset, data_dir) -> None:
+    from mnistgan.bench import Options, run, table
+    from mnistgan.data import load_dataset
+    from mnistgan.runtime import resolve_device
+
+    opts = Options(
+        device=resolve_device(device), data_dir=data_dir, seconds=seconds, repeats=repeats,
+        precisions=_csv(str, "--precision", precisions, ("fp32", "bf16", "fp16")),
+        seed_batch_sizes=_csv(int, "--seed-batch-sizes", seed_batch_sizes),
+        compile={"off": (False,), "on": (True,), "both": (False, True)}[compiled],
+        generation=generation, eval_n=report_n,
+    )
+    if json_out is not None:
+        _check_writable(json_out, "--json")
+    data = load_dataset(dataset, data_dir, log=click.echo)
+    result = run(opts, data, progress=lambda line: click.echo(line, err=True))
+    click.echo(table(result))
+    if json_out is not None:
+        _write_json(json_out, result)
 
 
 @cli.command()

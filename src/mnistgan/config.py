@@ -64,7 +64,9 @@ class TrainConfig:
     checkpoint_every: int = 2000  # steps; every epoch end also checkpoints
     snapshot_every: int = 10  # epochs between kept snapshots in checkpoints/
     grid_size: int = 64  # fixed-noise samples drawn each epoch
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # auto | fp32 | bf16 | fp16 (autocast; fp16 with a loss scaler)
+    memory_format: str = "auto"  # auto | channels_last | contiguous (G's and D's convolutions)
+    compile: bool = False  # torch.compile G and D for the training steps
     eval_every: int = 0  # steps between FID evaluations, which keep checkpoints/best.pt (0: off)
     eval_samples: int = 2000  # samples per in-training evaluation
     on_nan: str = "stop"  # a NaN/inf loss or gradient: stop, or rollback to the last checkpoint
@@ -177,7 +179,13 @@ def validate(cfg: RunConfig) -> None:
                        ("optim.aux_weight", o.aux_weight)]:
         if not value >= 0:
             raise UserError(f"{key} must be at least 0, got {value}")
-    _choice("train.precision", t.precision, ("fp32", "bf16"))
+    from mnistgan.runtime import MEMORY_FORMATS, PRECISIONS
+
+    _choice("train.precision", t.precision, PRECISIONS)
+    _choice("train.memory_format", t.memory_format, MEMORY_FORMATS)
+    if t.precision == "fp16" and (o.r1_gamma > 0 or o.loss == "wgan-gp"):
+        raise UserError("train.precision fp16 does not scale the gradient penalties of R1 and "
+                        "wgan-gp: use bf16 or fp32 with them")
     _choice("train.on_nan", t.on_nan, ("stop", "rollback"))
     dev = t.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(dev)):

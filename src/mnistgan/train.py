@@ -37,6 +37,7 @@ from mnistgan.errors import Diverged, UserError
 from mnistgan.losses import LOSSES, gradient_penalty, r1_penalty
 from mnistgan.models import build_models
 from mnistgan.run import RunDir
+from mnistgan.runtime import AUTOCAST_DTYPES, describe, resolve_memory_format, resolve_precision
 from mnistgan.sampling import Sampler, eval_mode, save_grid, to_uint8
 
 STATS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -80,19 +81,33 @@ class Trainer:
         if world.distributed and t.on_nan == "rollback":
             raise UserError("--on-nan rollback works in one process; under torchrun a "
                             "divergence stops every rank (resume in one process to roll back)")
+        self.precision = resolve_precision(t.precision, device)
+        layout = resolve_memory_format(t.memory_format, device, self.precision)
+        self.speed = describe(t.precision, self.precision, layout)  # for the console
         torch.manual_seed(t.seed)  # weight init, identical on every device
         g, d = build_models(cfg.model)
-        self.G, self.D = g.to(device), d.to(device)
-        # What the steps call: DDP wrappers under torchrun, the modules themselves otherwise.
-        self.G_step, self.D_step = world.wrap(self.G), world.wrap(self.D)
+        self.G = g.to(device, memory_format=layout)
+        self.D = d.to(device, memory_format=layout)
+        # What the steps call: DDP wrappers under torchrun, the modules themselves otherwise,
+        # compiled if asked. The G step runs D frozen and outside DDP: it needs D's gradient
+        # with respect to its input only, and no all-reduce of D's gradients.
+        self.G_step, self.D_step, self.D_frozen = world.wrap(self.G), world.wrap(self.D), self.D
+        if t.compile:
+            self.G_step, self.D_step, self.D_frozen = (
+                torch.compile(m) for m in (self.G_step, self.D_step, self.D_frozen))
         self.num_classes = cfg.model.num_classes
         self.loss = LOSSES[cfg.optim.loss]
         self.aux_weight = cfg.optim.aux_weight if cfg.model.aux_classifier else 0.0
         o = cfg.optim
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        self.opt_g = adam(self.G, o.lr_g, (o.beta1, o.beta2), device)
+        self.opt_d = adam(self.D, o.lr_d, (o.beta1, o.beta2), device)
         self.ema = EMA(self.G, o.ema_decay) if o.ema_decay > 0 else None
-        self.autocast = torch.autocast(device.type, torch.bfloat16, enabled=t.precision == "bf16")
+        dtype = AUTOCAST_DTYPES.get(self.precision, torch.float32)
+        self.autocast = torch.autocast(device.type, dtype, enabled=self.precision != "fp32")
+        # fp16 only: loss scaling, one scaler per network (each skips its own overflowed steps).
+        self.scaler_d, self.scaler_g = (torch.amp.GradScaler(device.type,
+                                                             enabled=self.precision == "fp16")
+                                        for _ in range(2))
         self.noise = torch.Generator(device).manual_seed(t.seed)
         fixed = torch.Generator().manual_seed(t.seed + 1)
         self.fixed_z = torch.randn(t.grid_size, cfg.model.z_dim, generator=fixed).to(device)
@@ -147,10 +162,7 @@ class Trainer:
             d_loss = d_loss + self.penalties(real, fake, y_real, y_fake)
             if self.aux_weight:
                 d_loss = d_loss + self.aux_weight * F.cross_entropy(real_classes.float(), y_real)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.flag_gradients(self.D, 2)
-        self.opt_d.step()
+        self.update(d_loss, self.D, self.opt_d, self.scaler_d, slot=2)
         scores = torch.stack([torch.sigmoid(real_logits.float()).mean(),
                               torch.sigmoid(fake_logits.float()).mean()])
         return torch.cat([d_loss.detach().reshape(1), scores.detach()])
@@ -166,20 +178,28 @@ class Trainer:
     def g_step(self, n: int) -> torch.Tensor:
         """Update G to make D call fresh fakes real; returns g_loss on the device."""
         z, y = self.latents(n)
-        with self.autocast:
-            if self.aux_weight:  # ... and G to draw digits D names as asked
-                logits, classes = self.D_step(self.G_step(z, y), y, classes=True)
-                g_loss = self.loss.g_loss(logits.float())
-                g_loss = g_loss + self.aux_weight * F.cross_entropy(classes.float(), y)
-            else:
-                g_loss = self.loss.g_loss(self.D_step(self.G_step(z, y), y).float())
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.flag_gradients(self.G, 3)
-        self.opt_g.step()
+        with frozen(self.D):
+            with self.autocast:
+                if self.aux_weight:  # ... and G to draw digits D names as asked
+                    logits, classes = self.D_frozen(self.G_step(z, y), y, classes=True)
+                    g_loss = self.loss.g_loss(logits.float())
+                    g_loss = g_loss + self.aux_weight * F.cross_entropy(classes.float(), y)
+                else:
+                    g_loss = self.loss.g_loss(self.D_frozen(self.G_step(z, y), y).float())
+            self.update(g_loss, self.G, self.opt_g, self.scaler_g, slot=3)
         if self.ema is not None:
             self.ema.update(self.G, self.progress.step)
         return g_loss.detach()
+
+    def update(self, loss: torch.Tensor, model: torch.nn.Module, opt, scaler, slot: int) -> None:
+        """One optimizer step of `model` on `loss`. In fp16 the scaler finds overflowed gradients
+        and skips those steps (normal in fp16); elsewhere a non-finite gradient sets a flag."""
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if not scaler.is_enabled():
+            self.flag_gradients(model, slot)
+        scaler.step(opt)
+        scaler.update()
 
     def flag_gradients(self, model: torch.nn.Module, slot: int) -> None:
         """Set `nonfinite[slot]` if any gradient of `model` is NaN or inf: one fused pass on the
@@ -456,6 +476,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "ema": None if self.ema is None else self.ema.module.state_dict(),
+            "scalers": {"d": self.scaler_d.state_dict(), "g": self.scaler_g.state_dict()},
             "rng": capture_rng(self.noise),
             "window": {"sums": self.window.cpu(), "steps": self.window_steps,
                        "began": self.window_began},
@@ -468,12 +489,34 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         if self.ema is not None:
             self.ema.module.load_state_dict(state["ema"])
+        for name, scaler in (("d", self.scaler_d), ("g", self.scaler_g)):
+            if scaler.is_enabled() and state.get("scalers", {}).get(name):
+                scaler.load_state_dict(state["scalers"][name])
         restore_rng(state["rng"], self.noise)
         self.progress = Progress(**state["progress"])
         self.window = state["window"]["sums"].to(self.device)
         self.window_steps = state["window"]["steps"]
         self.window_began = state["window"]["began"]
         self.good_step = self.progress.step
+
+
+def adam(model: torch.nn.Module, lr: float, betas: tuple[float, float],
+         device: torch.device) -> torch.optim.Adam:
+    """Adam with its fused kernel where PyTorch has one for the device (one pass per step over
+    all parameters; bitwise repeatable like the default), the foreach one elsewhere."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, fused=fused or None)
+
+
+@contextlib.contextmanager
+def frozen(model: torch.nn.Module) -> Iterator[None]:
+    """`model`'s parameters need no gradient inside (G's step back-propagates through D to its
+    input only, which skips D's weight gradients)."""
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        model.requires_grad_(True)
 
 
 class EMA:
