@@ -1,6 +1,7 @@
 """Quality at equal CPU time: train each preset for the same minutes, then score 10,000 samples.
 
     python benchmarks/quality.py --minutes 10 --presets seed dcgan cdcgan --out runs/quality
+    python benchmarks/quality.py --minutes 2.5 --n 2000 --presets cdcgan --configs a.toml b.toml
 
 Each preset is trained by `mnistgan train --preset P --max-minutes M` (one command per row, shown
 in the output; the minutes count all of training's wall-clock time, logging and checkpoints
@@ -22,9 +23,10 @@ from mnistgan.metrics import evaluate
 from mnistgan.sampling import load_generator
 
 
-def train(preset: str, minutes: float, out: Path, extra: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "mnistgan", "train", "--preset", preset, "--max-minutes",
-           str(minutes), "--out", str(out), "--overwrite", "--log-every", "200", *extra]
+def train(source: list[str], minutes: float, out: Path) -> list[str]:
+    """Train `--preset P` or `--config FILE` (source) for `minutes`; returns the command."""
+    cmd = [sys.executable, "-m", "mnistgan", "train", *source, "--max-minutes",
+           str(minutes), "--out", str(out), "--overwrite", "--log-every", "200"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return cmd
 
@@ -59,17 +61,22 @@ def table(rows: dict[str, dict], minutes: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0, help="training minutes per preset")
-    ap.add_argument("--presets", nargs="+", default=["seed", "dcgan", "cdcgan"])
+    ap.add_argument("--presets", nargs="*", default=["seed", "dcgan", "cdcgan"])
+    ap.add_argument("--configs", nargs="*", type=Path, default=[],
+                    help="also rows for these --config files (TOML), named by file stem")
     ap.add_argument("--n", type=int, default=10_000, help="samples scored per preset")
     ap.add_argument("--out", type=Path, default=Path("runs/quality"))
     args = ap.parse_args()
     data = load_dataset("mnist", "data")
     rows = {}
-    for preset in args.presets:
-        run = args.out / preset
-        cmd = train(preset, args.minutes, run, [])
+    sources = {p: ["--preset", p] for p in args.presets}
+    sources.update({f.stem: ["--config", str(f)] for f in args.configs})
+    for name, source in sources.items():
+        run = args.out / name
+        cmd = train(source, args.minutes, run)
         print("$", " ".join(cmd[2:]), flush=True)
-        rows[preset] = score(run, data, args.n)
+        rows[name] = score(run, data, args.n)
+        print(table({name: rows[name]}, args.minutes).splitlines()[2], flush=True)
     print(table(rows, args.minutes))
     (args.out / "quality.json").write_text(json.dumps(rows, indent=2))
 

@@ -48,6 +48,19 @@ def test_auto_precision_is_bf16_only_where_bf16_is_native(monkeypatch, fake_data
     assert sampler.dtype == (torch.bfloat16 if native else torch.float32)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_metrics_use_bf16_only_where_native(monkeypatch, native):
+    import mnistgan.metrics.evaluator as evaluator
+    import mnistgan.metrics.training as training
+
+    monkeypatch.setattr(evaluator, "native_bf16", lambda device: native)
+    monkeypatch.setattr(training, "native_bf16", lambda device: native)
+    assert evaluator.load_evaluator().bf16 is native
+    assert evaluator.load_evaluator(bf16=True).bf16 is True  # an explicit choice stands
+    assert training.resolved_bf16(training.CAS_RECIPE) is native
+    assert training.resolved_bf16(training.EVALUATOR_RECIPE) is True  # as the shipped file
+
+
 def test_this_machine_reports_its_bf16_support_consistently():
     # The oneDNN test agrees with the CPU's flags: AMX or AVX-512 BF16 imply native bf16.
     flags = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()

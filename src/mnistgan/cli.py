@@ -562,11 +562,19 @@ def _csv(kind, name: str, text: str, allowed=None) -> tuple:
     return values
 
 
+def _bench_precisions(text: str, device) -> tuple[str, ...]:
+    from mnistgan.runtime import native_bf16
+
+    if text == "auto":
+        return ("fp32", "bf16") if native_bf16(device) else ("fp32",)
+    return _csv(str, "--precision", text, ("fp32", "bf16", "fp16"))
+
+
 @cli.command(help=BENCH_EXAMPLES)
 @click.option("--seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Length of each timed window.")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timed windows per row, after one warm-up window (the median is shown).")
 @click.option("--device", type=str, default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--precision", "precisions", type=str, default="fp32,bf16", show_default=True, help="Comma-separated precisions for the mnistgan rows: fp32, bf16, fp16.")
+@click.option("--precision", "precisions", type=str, default="auto", show_default=True, help="Comma-separated precisions for the mnistgan rows (fp32, bf16, fp16); auto: fp32, and bf16 where the device has it natively.")
 @click.option("--seed-batch-sizes", type=str, default="16,128", show_default=True, help="Comma-separated batch sizes for the seed preset's rows.")
 @click.option("--compile", "compiled", type=click.Choice(["off", "on", "both"]), default="off", show_default=True, help="Default-preset rows eager, compiled (torch.compile), or both.")
 @click.option("--generation/--no-generation", default=True, show_default=True, help="Also time generation and the evaluator's report.")
@@ -582,7 +590,7 @@ def bench(seconds, repeats, device, precisions, seed_batch_sizes, compiled, gene
 
     opts = Options(
         device=resolve_device(device), data_dir=data_dir, seconds=seconds, repeats=repeats,
-        precisions=_csv(str, "--precision", precisions, ("fp32", "bf16", "fp16")),
+        precisions=_bench_precisions(precisions, resolve_device(device)),
         seed_batch_sizes=_csv(int, "--seed-batch-sizes", seed_batch_sizes),
         compile={"off": (False,), "on": (True,), "both": (False, True)}[compiled],
         generation=generation, eval_n=report_n,

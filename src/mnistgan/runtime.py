@@ -53,6 +53,18 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
+def native_precision(precision: str, device: torch.device) -> bool:
+    """Whether `device` has hardware arithmetic for `precision` (fp32, bf16 or fp16)."""
+    if precision == "bf16":
+        return native_bf16(device)
+    if precision == "fp16" and device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return True
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
     """fp32, bf16 or fp16 for `--precision NAME` on `device`; `auto` is bf16 where it is native,
     fp32 elsewhere (fp16 is never chosen for you: it needs a loss scaler and can overflow)."""

@@ -153,16 +153,20 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def latent_walk(sampler: Sampler, walks: int, steps: int, *, seed: int = 0,
-                digit: int | None = None) -> torch.Tensor:
-    """uint8 images (walks, steps, 28, 28): each row a slerp between two seeded latents.
+                digit: int | None = None, end_seed: int | None = None) -> torch.Tensor:
+    """uint8 images (walks, steps, 28, 28): each row a slerp between two seeded latents, both
+    drawn from `seed`, or from the latents of `seed` to those of `end_seed`.
 
     A conditional generator keeps each row's label fixed (row r draws digit r % 10, or every row
     `digit`), so the walk shows style changing while the digit stays.
     """
     if walks < 1 or steps < 2:
         raise UserError(f"a latent walk needs at least 1 walk and 2 steps, got {walks}, {steps}")
-    gen = torch.Generator().manual_seed(seed)
-    ends = torch.randn(2, walks, sampler.z_dim, generator=gen)
+    if end_seed is None:
+        ends = torch.randn(2, walks, sampler.z_dim, generator=torch.Generator().manual_seed(seed))
+    else:
+        ends = [torch.randn(walks, sampler.z_dim, generator=torch.Generator().manual_seed(s))
+                for s in (seed, end_seed)]
     z = slerp(ends[0], ends[1], torch.linspace(0, 1, steps))  # (walks, steps, z_dim)
     labels = None
     if digit is not None or sampler.num_classes:

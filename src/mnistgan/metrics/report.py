@@ -32,7 +32,7 @@ from mnistgan.metrics.kid import kernel_distance, self_term
 from mnistgan.metrics.precision_recall import K, knn_radii, precision_recall
 from mnistgan.metrics.stats_cache import cache_dir as resolve_cache_dir
 from mnistgan.metrics.stats_cache import cache_key, cached_json, cached_tensors
-from mnistgan.metrics.training import CAS_RECIPE
+from mnistgan.metrics.training import CAS_RECIPE, resolved_bf16
 
 NOT_DIGITS = frozenset({"fashion-mnist"})
 MIN_SAMPLES = 50  # below this the k-NN manifolds and the covariance are mostly noise
@@ -168,7 +168,7 @@ def real_baseline(
                 )
             }
 
-        recipe = repr(CAS_RECIPE)
+        recipe = repr(CAS_RECIPE) + f" bf16={resolved_bf16(CAS_RECIPE)}"  # as trained here
         figures = {
             **figures,
             **cached_json(folder, cache_key("cas-real", recipe=recipe, **parts), compute_cas),

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistgan.errors import UserError
-from mnistgan.sampling import Sampler, grid_png, load_generator, slerp, to_uint8, walk_gif
+from mnistgan.sampling import Sampler, grid_png, latent_walk, load_generator, walk_gif
 
 LIMITS = {"n": 256, "walks": 16, "steps": 64, "seed": 2**32 - 1}
 STATIC = {"/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -66,17 +66,10 @@ class Engine:
         """An animated GIF: `walks` slerp paths side by side, from the latents of `seed_a` to
         those of `seed_b`, in `steps` steps. A conditional generator keeps each path's digit
         (`digit`, or path i draws digit i % 10), so the style moves while the digit stays."""
-        s = self.sampler
-        ends = [torch.randn(walks, s.z_dim, generator=torch.Generator().manual_seed(seed))
-                for seed in (seed_a, seed_b)]
-        z = slerp(ends[0], ends[1], torch.linspace(0, 1, steps))  # (walks, steps, z_dim)
-        labels = None
-        if digit is not None or s.num_classes:
-            row = torch.full((walks,), digit) if digit is not None else torch.arange(walks) % 10
-            labels = s.labels_for(walks * steps, row.repeat_interleave(steps), seed_a)
         with self._lock:
-            x = s.generate(z.reshape(-1, s.z_dim), labels)  # (walks * steps, 1, 28, 28)
-        return walk_gif(to_uint8(x).reshape(walks, steps, 28, 28))
+            walk = latent_walk(self.sampler, walks, steps, seed=seed_a, end_seed=seed_b,
+                               digit=digit)
+        return walk_gif(walk)
 
 
 def model_info(sampler: Sampler, source: str | Path | None) -> dict[str, Any]:
