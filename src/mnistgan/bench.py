@@ -193,7 +193,7 @@ class Options:
     seconds: float = 10.0
     repeats: int = 3
     precisions: tuple[str, ...] = ("fp32", "bf16")
-    seed_batch_sizes: tuple[int, ...] = (16, 128)
+    seed_batch_sizes: tuple[int, ...] = (16, 64)
     compile: tuple[bool, ...] = (False,)
     generation: bool = True
     eval_n: int = 10_000
