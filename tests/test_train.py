@@ -16,6 +16,7 @@ from tutorial import generator
 
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.cli import main
+from mnistgan.train import Trainer, lr_schedule
 
 LOG_KEYS = {"epoch", "step", "images", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "seconds"}
 
@@ -171,3 +172,27 @@ def test_max_minutes_stops_the_run(fake_dir, tmp_path):
           "--epochs", "1000", "--log-every", "1")
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert 1 <= state["progress"]["step"] < 1000 * 6 and state["progress"]["seconds"] >= 0.06
+
+
+def test_lr_schedule_is_flat_then_a_line_to_zero():
+    assert [lr_schedule(s, 10, 0.5) for s in (0, 4, 5, 6, 9, 10)] == [1, 1, 1, 0.8, 0.2, 0]
+    assert lr_schedule(9, 10, 0.0) == 1 and lr_schedule(0, 10, 1.0) == 1
+
+
+def test_lr_decay_lowers_the_rates_and_resumes_exactly(fake_dir, tmp_path, monkeypatch):
+    decay = tmp_path / "decay.toml"
+    decay.write_text("[optim]\nlr_decay = 0.5\n")
+    common = ["--preset", "cdcgan", "--config", str(decay), "--data-dir", str(fake_dir),
+              "--batch-size", "8", "--epochs", "2", "--log-every", "3"]  # 12 steps an epoch
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(*common, "--out", str(straight))
+    with monkeypatch.context() as m:  # an interruption at step 10, inside the flat part
+        m.setattr(Trainer, "stopping", lambda self: self.progress.step >= 10)
+        train(*common, "--out", str(split))
+    assert load_checkpoint(split / "checkpoints" / "last.pt")["progress"]["step"] == 10
+    main(["train", "--resume", str(split)])
+    a, b = weights_of(straight), weights_of(split)
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    state = load_checkpoint(straight / "checkpoints" / "last.pt")
+    for name in ("opt_g", "opt_d"):  # the last of 24 steps ran at 1/12 of lr 1e-3
+        assert state[name]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 12)

@@ -50,6 +50,7 @@ class OptimConfig:
     gp_weight: float = 10.0  # gradient-penalty weight, used by loss wgan-gp
     ema_decay: float = 0.0  # EMA of G's weights for sampling and evaluation (0: off)
     aux_weight: float = 1.0  # weight of the class head's cross entropy (model.aux_classifier)
+    lr_decay: float = 0.0  # last fraction of the run's steps over which both lrs fall linearly to 0
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,8 @@ def validate(cfg: RunConfig) -> None:
                        ("optim.ema_decay", o.ema_decay)]:
         if not 0 <= value < 1:
             raise UserError(f"{key} must be in [0, 1), got {value}")
+    if not 0 <= o.lr_decay <= 1:
+        raise UserError(f"optim.lr_decay must be in [0, 1], got {o.lr_decay}")
     for key, value in [("optim.r1_gamma", o.r1_gamma), ("optim.gp_weight", o.gp_weight),
                        ("optim.aux_weight", o.aux_weight)]:
         if not value >= 0:

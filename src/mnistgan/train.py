@@ -210,6 +210,7 @@ class Trainer:
 
     def train_step(self) -> None:
         p = self.progress
+        self.set_learning_rates()
         real, labels = self.batches.batch(p.epoch, p.batch)  # the global batch
         n = len(real)
         d_stats = self.d_step(self.world.shard(real), self.world.shard(labels))
@@ -219,6 +220,16 @@ class Trainer:
         self.nonfinite[:2] += (~torch.isfinite(stats[:2])).float()
         self.window_steps += 1
         p.step, p.batch, p.images = p.step + 1, p.batch + 1, p.images + n
+
+    def set_learning_rates(self) -> None:
+        """Both learning rates for this step: the configured ones, halved per rollback, times the
+        linear decay of `optim.lr_decay`. A pure function of the progress, so resume is exact."""
+        o, p = self.cfg.optim, self.progress
+        scale = ROLLBACK_LR_FACTOR ** p.rollbacks * lr_schedule(p.step, self.total_steps(),
+                                                                o.lr_decay)
+        for opt, lr in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -341,14 +352,10 @@ class Trainer:
     def rollback(self, state: dict, why: str) -> None:
         """Go back to `state` (the last checkpoint) with both learning rates lowered."""
         p, rollbacks = self.progress, self.progress.rollbacks + 1
-        opts = (self.opt_g, self.opt_d)
-        lrs = [[group["lr"] for group in opt.param_groups] for opt in opts]  # before, to compound
         self.load_state_dict(state)
         vars(p).update(vars(self.progress), rollbacks=rollbacks)
         self.progress = p  # the loops hold this object
-        for opt, before in zip(opts, lrs):
-            for group, lr in zip(opt.param_groups, before):
-                group["lr"] = lr * ROLLBACK_LR_FACTOR
+        self.set_learning_rates()  # halved once more: they follow progress.rollbacks
         self.nonfinite.zero_()
         self.run.truncate_log(p.step)
         lr_g, lr_d = self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"]
@@ -498,6 +505,15 @@ class Trainer:
         self.window_steps = state["window"]["steps"]
         self.window_began = state["window"]["began"]
         self.good_step = self.progress.step
+
+
+def lr_schedule(step: int, total: int, decay: float) -> float:
+    """The learning-rate multiplier at `step` of `total`: 1, then over the last `decay` fraction
+    of the steps a straight line to 0 (reached at `total`, after the last step)."""
+    start = total * (1.0 - decay)
+    if decay <= 0 or step < start:
+        return 1.0
+    return max(0.0, (total - step) / (total - start))
 
 
 def adam(model: torch.nn.Module, lr: float, betas: tuple[float, float],
