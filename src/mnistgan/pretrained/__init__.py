@@ -22,7 +22,7 @@ from mnistgan.atomic import write_bytes_atomic
 from mnistgan.errors import UserError
 
 BUNDLE_NAME = "generator.safetensors"
-BUNDLE_SHA256 = "76d49d2e064ae4d332db9745fb3f84fe1e72618c14fc87883a4d011ce26f3076"
+BUNDLE_SHA256 = "14336b09b817b3f6472e56001ee5a07cff13af3bc085e08c101eaf15ec49a030"
 
 
 def bundle_path() -> Path:
