@@ -400,7 +400,8 @@ def test_evaluate_reports_every_figure_beside_its_baseline(mnist, ev, tmp_path):
     shown, shown_real = re.search(r"FID\s+([\d.]+)\s+\(real data: ([\d.]+)\)", fid_line).groups()
     assert float(shown) == pytest.approx(report["fid"], abs=1e-3)
     assert float(shown_real) == pytest.approx(report["real"]["fid"], abs=1e-3)
-    assert text.count("(real data:") == 9  # every row but CAS, which was not asked for
+    assert text.count("(real data:") == 10  # every row but CAS, which was not asked for
+    assert 0 <= report["memorisation"] < 0.5 and "memorisation" in report["real"]
     assert len(list(tmp_path.glob("baseline-*.json"))) == 1
     real = evaluate_real(mnist, n=1000, evaluator=ev, cache_dir=tmp_path)
     assert real["fid"] == real["real"]["fid"] == report["real"]["fid"]

@@ -324,11 +324,14 @@ Examples:
 @click.option("--real", is_flag=True, help="Score real training images: the baseline itself.")
 @click.option("--n", type=int, default=10_000, show_default=True, help="Number of samples.")
 @click.option("--cas", is_flag=True, help="Also train a classifier on the samples (CAS; needs labels).")
+@click.option("--cas-n", type=str, default=None, help="CAS at scale: comma-separated sample counts, e.g. 60000,600000; a classifier trained on each many fresh samples, beside real data's.")
+@click.option("--no-memorisation", is_flag=True, help="Skip the memorisation check (nearest training image of every sample).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report as JSON here.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for --checkpoint.")
 @click.option("--data-dir", type=str, default="data", show_default=True, help="Where MNIST is found or cached.")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-def evaluate(checkpoint, samples, real, n, cas, json_out, seed, data_dir, device) -> None:
+def evaluate(checkpoint, samples, real, n, cas, cas_n, no_memorisation, json_out, seed, data_dir,
+             device) -> None:
     from mnistgan.data import load_dataset
     from mnistgan.metrics import evaluate as score
     from mnistgan.metrics import evaluate_real, format_report
@@ -337,6 +340,7 @@ def evaluate(checkpoint, samples, real, n, cas, json_out, seed, data_dir, device
         raise UserError("give at most one of --checkpoint, --samples or --real")
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
+    sizes = _counts(cas_n, "--cas-n") if cas_n else ()
     if json_out is not None:
         _check_writable(json_out, "--json")
     data = load_dataset("mnist", data_dir, log=click.echo)
@@ -344,10 +348,22 @@ def evaluate(checkpoint, samples, real, n, cas, json_out, seed, data_dir, device
         report = evaluate_real(data, n=n, cas=cas, log=click.echo)
     else:
         source = _sample_source(checkpoint, samples, seed, device)
-        report = score(source, data, n=n, cas=cas, log=click.echo)
+        report = score(source, data, n=n, cas=cas, log=click.echo, cas_n=sizes,
+                       memorise=not no_memorisation)
     click.echo(format_report(report))
     if json_out is not None:
         _write_json(json_out, report)
+
+
+def _counts(text: str, flag: str) -> tuple[int, ...]:
+    """'60000,600000' -> (60000, 600000); anything else is a one-line error."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated whole numbers, got {text!r}") from None
+    if any(c < 50 for c in counts):
+        raise UserError(f"{flag} counts must be at least 50, got {text!r}")
+    return counts
 
 
 def _sample_source(checkpoint: Path | None, samples: Path | None, seed: int, device: str):

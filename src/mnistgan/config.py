@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from mnistgan.augment import parse_policy
 from mnistgan.errors import UserError
 
 
@@ -37,6 +38,8 @@ class ModelConfig:
     num_classes: int = 0  # 0: unconditional; 10: class-conditional G and projection D (dcgan)
     spectral_norm: bool = False  # spectral normalisation of D's weights (dcgan)
     aux_classifier: bool = False  # D also predicts the digit, an AC-GAN head (conditional dcgan)
+    twin_classifier: bool = False  # a twin head taught on fakes (TAC-GAN); needs aux_classifier
+    mbstd: int = 0  # group size of D's minibatch standard-deviation channel (0: off)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,10 @@ class OptimConfig:
     gp_weight: float = 10.0  # gradient-penalty weight, used by loss wgan-gp
     ema_decay: float = 0.0  # EMA of G's weights for sampling and evaluation (0: off)
     aux_weight: float = 1.0  # weight of the class head's cross entropy (model.aux_classifier)
-    lr_decay: float = 0.0  # last fraction of the run's steps over which both lrs fall linearly to 0
+    aux_weight_g: float | None = None  # the class term's weight in G's loss (None: aux_weight)
+    augment: str = ""  # DiffAugment policy for D's inputs: "", "translation", "translation,cutout"
+    lr_decay: float = 0.0  # last fraction of the run's steps over which both lrs fall linearly
+    lr_floor: float = 0.0  # ... to this fraction of their value (0: to zero)
 
 
 @dataclass(frozen=True)
@@ -144,8 +150,13 @@ def validate(cfg: RunConfig) -> None:
     m = cfg.model
     if m.aux_classifier and not m.num_classes:
         raise UserError("model.aux_classifier needs a conditional model (model.num_classes 10)")
-    if m.arch == "seed" and (m.num_classes or m.spectral_norm or m.aux_classifier):
-        raise UserError("model.arch seed is the tutorial's: unconditional, no spectral norm")
+    if m.twin_classifier and not m.aux_classifier:
+        raise UserError("model.twin_classifier needs the class head (model.aux_classifier true)")
+    if m.mbstd < 0:
+        raise UserError(f"model.mbstd must be at least 0, got {m.mbstd}")
+    if m.arch == "seed" and (m.num_classes or m.spectral_norm or m.aux_classifier or m.mbstd):
+        raise UserError("model.arch seed is the tutorial's: unconditional, no spectral norm, "
+                        "no minibatch std")
     if m.num_classes not in (0, 10):
         raise UserError(f"model.num_classes must be 0 or 10 (digits), got {m.num_classes}")
     t = cfg.train
@@ -176,8 +187,15 @@ def validate(cfg: RunConfig) -> None:
                        ("optim.ema_decay", o.ema_decay)]:
         if not 0 <= value < 1:
             raise UserError(f"{key} must be in [0, 1), got {value}")
-    if not 0 <= o.lr_decay <= 1:
-        raise UserError(f"optim.lr_decay must be in [0, 1], got {o.lr_decay}")
+    for key, value in [("optim.lr_decay", o.lr_decay), ("optim.lr_floor", o.lr_floor)]:
+        if not 0 <= value <= 1:
+            raise UserError(f"{key} must be in [0, 1], got {value}")
+    if o.aux_weight_g is not None and not o.aux_weight_g >= 0:
+        raise UserError(f"optim.aux_weight_g must be at least 0, got {o.aux_weight_g}")
+    try:
+        parse_policy(o.augment)
+    except ValueError as e:
+        raise UserError(f"optim.augment: {e}") from None
     for key, value in [("optim.r1_gamma", o.r1_gamma), ("optim.gp_weight", o.gp_weight),
                        ("optim.aux_weight", o.aux_weight)]:
         if not value >= 0:

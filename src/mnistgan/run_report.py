@@ -234,6 +234,25 @@ def shares_html(report: dict) -> str:
             f'{"".join(bars)}</div><div class="digits">{digits}</div>{legend}')
 
 
+def nearest_pairs_html(report: dict, sampler: Sampler, data, seed: int) -> str:
+    """The memorisation check made visible: the generated samples nearest to a training image,
+    each beside that training image, with their pixel distance and the copy threshold."""
+    pairs = report.get("nearest_pairs")
+    if not pairs:
+        return ""
+    images = sampler.metric_samples(report["n"], seed)
+    images = images[0] if isinstance(images, tuple) else images
+    tiles = torch.stack([torch.stack([images[i], data.train_images[j]]) for i, j, _ in pairs])
+    grid = grid_png(tiles.reshape(-1, 28, 28), nrow=2 * len(pairs))
+    distances = ", ".join(f"{d:.2f}" for _, _, d in pairs)
+    return _figure(_img(grid, "image/png", "nearest pairs", 100 * len(pairs)),
+                   f"The {len(pairs)} samples nearest to a training image, each followed by that "
+                   f"training image; pixel distances {distances} against a copy threshold of "
+                   f"{report['memorisation_threshold']:.2f} (99% of real test digits are farther "
+                   f"from their nearest training image). {report['memorisation']:.2%} of the "
+                   "samples are nearer than the threshold.")
+
+
 def config_html(cfg: dict) -> str:
     tables = []
     for section in ("model", "optim", "train", "data"):
@@ -329,6 +348,9 @@ def write_report(run_dir: str | os.PathLike, data=None, *, n: int = 10_000, cas:
         quality = f'<div class="cols wide-left"><div>{metrics_html(report)}</div>' \
                   f"<div>{shares_html(report)}</div></div>"
         sections.append(("Quality against real MNIST", quality))
+        if report.get("nearest_pairs"):
+            sections.append(("Copied from the training set?",
+                             nearest_pairs_html(report, sampler, data, seed)))
     sections.append(("Training", training_html(run, cfg, sampler, seed)))
     sections.append(("Config", config_html(cfg.to_dict())))
     command = html.escape(f"mnistgan report {run.path}")

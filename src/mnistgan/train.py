@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from mnistgan import __version__
+from mnistgan.augment import augment, parse_policy
 from mnistgan.checkpoint import (
     capture_rng,
     load_checkpoint,
@@ -97,8 +98,12 @@ class Trainer:
                 torch.compile(m) for m in (self.G_step, self.D_step, self.D_frozen))
         self.num_classes = cfg.model.num_classes
         self.loss = LOSSES[cfg.optim.loss]
-        self.aux_weight = cfg.optim.aux_weight if cfg.model.aux_classifier else 0.0
         o = cfg.optim
+        self.aux_weight = o.aux_weight if cfg.model.aux_classifier else 0.0
+        g_weight = o.aux_weight if o.aux_weight_g is None else o.aux_weight_g
+        self.aux_weight_g = g_weight if cfg.model.aux_classifier else 0.0
+        self.twin = cfg.model.twin_classifier
+        self.policy = parse_policy(o.augment)
         self.opt_g = adam(self.G, o.lr_g, (o.beta1, o.beta2), device)
         self.opt_d = adam(self.D, o.lr_d, (o.beta1, o.beta2), device)
         self.ema = EMA(self.G, o.ema_decay) if o.ema_decay > 0 else None
@@ -150,22 +155,41 @@ class Trainer:
             fake = self.G(z, y_fake)  # detached: D's loss needs no gradient in G
         with self.autocast:
             # Real and fake in one pass (D has no batch norm, so this equals two passes).
-            both = torch.cat([real, fake.to(real.dtype)])
+            both = self.augmented(torch.cat([real, fake.to(real.dtype)]))
             y_both = None if y_real is None else torch.cat([y_real, y_fake])
             if self.aux_weight:  # D also learns to name the real digit
                 logits, classes = self.D_step(both, y_both, classes=True)
-                real_classes = classes[:n]
             else:
                 logits = self.D_step(both, y_both)
             real_logits, fake_logits = logits[:n], logits[n:]
             d_loss = self.loss.d_loss(real_logits.float(), fake_logits.float())
             d_loss = d_loss + self.penalties(real, fake, y_real, y_fake)
             if self.aux_weight:
-                d_loss = d_loss + self.aux_weight * F.cross_entropy(real_classes.float(), y_real)
+                d_loss = d_loss + self.aux_weight * self.class_loss_d(classes.float(), n,
+                                                                      y_real, y_fake)
         self.update(d_loss, self.D, self.opt_d, self.scaler_d, slot=2)
         scores = torch.stack([torch.sigmoid(real_logits.float()).mean(),
                               torch.sigmoid(fake_logits.float()).mean()])
         return torch.cat([d_loss.detach().reshape(1), scores.detach()])
+
+    def augmented(self, x: torch.Tensor) -> torch.Tensor:
+        """D's view of a batch: DiffAugment's transforms (`optim.augment`), or the batch itself."""
+        return augment(x, self.policy, self.noise) if self.policy else x
+
+    def class_loss_d(self, classes: torch.Tensor, n: int, y_real: torch.Tensor,
+                     y_fake: torch.Tensor) -> torch.Tensor:
+        """D's class term: the head names real digits; a twin head (TAC-GAN) names the fakes'
+        asked-for digits. `classes` covers real then fake: (2n, K), or (2n, 2, K) with a twin."""
+        if not self.twin:
+            return F.cross_entropy(classes[:n], y_real)
+        return F.cross_entropy(classes[:n, 0], y_real) + F.cross_entropy(classes[n:, 1], y_fake)
+
+    def class_loss_g(self, classes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """G's class term: be named as asked by the real-trained head; with a twin, minus the
+        twin's cross entropy, which cancels the pull toward easily classified digits."""
+        if not self.twin:
+            return F.cross_entropy(classes, y)
+        return F.cross_entropy(classes[:, 0], y) - F.cross_entropy(classes[:, 1], y)
 
     def penalties(self, real, fake, y_real, y_fake) -> torch.Tensor | float:
         o, total = self.cfg.optim, 0.0
@@ -180,12 +204,13 @@ class Trainer:
         z, y = self.latents(n)
         with frozen(self.D):
             with self.autocast:
-                if self.aux_weight:  # ... and G to draw digits D names as asked
-                    logits, classes = self.D_frozen(self.G_step(z, y), y, classes=True)
+                fake = self.augmented(self.G_step(z, y))
+                if self.aux_weight_g:  # ... and G to draw digits D names as asked
+                    logits, classes = self.D_frozen(fake, y, classes=True)
                     g_loss = self.loss.g_loss(logits.float())
-                    g_loss = g_loss + self.aux_weight * F.cross_entropy(classes.float(), y)
+                    g_loss = g_loss + self.aux_weight_g * self.class_loss_g(classes.float(), y)
                 else:
-                    g_loss = self.loss.g_loss(self.D_frozen(self.G_step(z, y), y).float())
+                    g_loss = self.loss.g_loss(self.D_frozen(fake, y).float())
             self.update(g_loss, self.G, self.opt_g, self.scaler_g, slot=3)
         if self.ema is not None:
             self.ema.update(self.G, self.progress.step)
@@ -226,7 +251,7 @@ class Trainer:
         linear decay of `optim.lr_decay`. A pure function of the progress, so resume is exact."""
         o, p = self.cfg.optim, self.progress
         scale = ROLLBACK_LR_FACTOR ** p.rollbacks * lr_schedule(p.step, self.total_steps(),
-                                                                o.lr_decay)
+                                                                o.lr_decay, o.lr_floor)
         for opt, lr in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * scale
@@ -507,13 +532,13 @@ class Trainer:
         self.good_step = self.progress.step
 
 
-def lr_schedule(step: int, total: int, decay: float) -> float:
+def lr_schedule(step: int, total: int, decay: float, floor: float = 0.0) -> float:
     """The learning-rate multiplier at `step` of `total`: 1, then over the last `decay` fraction
-    of the steps a straight line to 0 (reached at `total`, after the last step)."""
+    of the steps a straight line to `floor` (reached at `total`, after the last step)."""
     start = total * (1.0 - decay)
     if decay <= 0 or step < start:
         return 1.0
-    return max(0.0, (total - step) / (total - start))
+    return floor + (1.0 - floor) * max(0.0, (total - step) / (total - start))
 
 
 def adam(model: torch.nn.Module, lr: float, betas: tuple[float, float],

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 import torch
 
 from mnistgan.errors import UserError
-from mnistgan.metrics.cas import classification_accuracy_score
+from mnistgan.metrics.cas import SCALE_FROM, classification_accuracy_score, recipe_for
 from mnistgan.metrics.classes import class_balance, label_agreement
 from mnistgan.metrics.evaluator import Evaluator, load_evaluator
 from mnistgan.metrics.fid import FeatureStats, feature_stats, frechet_distance
 from mnistgan.metrics.inception_score import inception_score
 from mnistgan.metrics.inputs import RealData, Samples, SampleSource, check_samples, draw_samples
 from mnistgan.metrics.kid import kernel_distance, self_term
+from mnistgan.metrics.memorisation import memorisation, memorisation_reference
 from mnistgan.metrics.precision_recall import K, knn_radii, precision_recall
 from mnistgan.metrics.stats_cache import cache_dir as resolve_cache_dir
 from mnistgan.metrics.stats_cache import cache_key, cached_json, cached_tensors
@@ -186,11 +187,15 @@ def evaluate(
     cache_dir: CacheDir = None,
     seed: int = 0,
     log: Log | None = None,
+    cas_n: tuple[int, ...] = (),
+    memorise: bool = True,
 ) -> dict:
     """The full report for n samples (a sample function `fn(n)`, a tensor, or (images, labels)).
 
     CAS (`cas=True`) needs labelled samples and trains two small classifiers (about 30 s each
-    for 10,000 images on 2 CPU cores; the real-data one is cached).
+    for 10,000 images on 2 CPU cores; the real-data one is cached). `cas_n` adds CAS trained on
+    that many fresh samples each (`cas_at`), beside the recipe on min(m, 60,000) real images.
+    `memorise` adds the memorisation share (a pass over the training set, see memorisation.py).
     """
     start = time.perf_counter()
     if n < MIN_SAMPLES:
@@ -209,10 +214,45 @@ def evaluate(
     report["real"] = real_baseline(
         data, evaluator, n, cas=cas, cache_dir=cache_dir, seed=seed, log=log
     )
+    if memorise:
+        report.update(memorisation(drawn.images, data, cache_dir))
+        report["real"]["memorisation"] = memorisation_reference(data, cache_dir).real_share
+    if cas_n:
+        report["cas_at"], report["real"]["cas_at"] = cas_at_scale(
+            samples, data, cas_n, cache_dir=cache_dir, evaluator=evaluator, seed=seed, log=log)
     report["evaluator_sha256"] = evaluator.sha256
     report["dataset_fingerprint"] = data.fingerprint
     report["seconds"] = round(time.perf_counter() - start, 2)
     return report
+
+
+def cas_at_scale(samples: SampleSource, data: RealData, sizes: tuple[int, ...], *,
+                 cache_dir: CacheDir, evaluator: Evaluator, seed: int,
+                 log: Log | None) -> tuple[dict, dict]:
+    """CAS on m fresh labelled samples for each m in `sizes` (keys are str(m)), and the same
+    recipe on min(m, 60,000) real training images (cached)."""
+    synthetic, real = {}, {}
+    for m in sizes:
+        if log is not None:
+            log(f"CAS at scale: drawing {m} samples and training the classifier on them")
+        drawn = draw_samples(samples, m)
+        if drawn.labels is None:
+            raise UserError("CAS needs labelled samples: a class-conditional generator or labels")
+        recipe = recipe_for(m)
+        synthetic[str(m)] = classification_accuracy_score(
+            drawn, data.test_images, data.test_labels, recipe=recipe, seed=seed)
+        k = min(m, SCALE_FROM, len(data.train_images))
+        parts = {"n": k, "seed": seed, "recipe": repr(recipe_for(k)) + f" bf16={resolved_bf16(recipe_for(k))}",
+                 **_key_parts(data, evaluator)}
+
+        def compute(k: int = k) -> dict:
+            subset = real_training_subset(data, k, seed)
+            return {"cas": classification_accuracy_score(
+                subset, data.test_images, data.test_labels, recipe=recipe_for(k), seed=seed)}
+
+        real[str(m)] = cached_json(resolve_cache_dir(cache_dir), cache_key("cas-scale", **parts),
+                                   compute)["cas"]
+    return synthetic, real
 
 
 def evaluate_real(
@@ -269,6 +309,8 @@ _ROWS = [
     ("KL from uniform", "class_kl", "{:.4f}", "nats; 0 = every digit equally often"),
     ("label agreement", "label_agreement", "{:.2%}", "evaluator's digit == requested label"),
     ("CAS", "cas", "{:.2%}", "real-test accuracy of a classifier trained on these"),
+    ("memorisation", "memorisation", "{:.2%}",
+     "share nearer a training image than 99% of real test digits"),
 ]
 
 
@@ -286,6 +328,10 @@ def format_report(report: dict) -> str:
             continue
         value, base = _fmt(report[key], spec), _fmt(real.get(key), spec)
         lines.append(f"  {label:<16} {value:>8}  {f'(real data: {base})':<21} {note}".rstrip())
+    for m, value in report.get("cas_at", {}).items():
+        base = _fmt(real.get("cas_at", {}).get(m), "{:.2%}")
+        lines.append(f"  {'CAS ' + m:<16} {value:>8.2%}  {f'(real data: {base})':<21} "
+                     f"classifier trained on {m} samples; real: on min({m}, 60000) real images")
     alarm = "YES, check for mode collapse" if report["collapse_alarm"] else "no"
     lines.append(f"  {'collapse alarm':<16} {alarm}")
     shares = "  ".join(f"{d}:{s:.1%}" for d, s in enumerate(report["class_share"]))

@@ -25,7 +25,8 @@ def _seed(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
 def _dcgan(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return (
         DCGenerator(cfg.z_dim, cfg.ch, cfg.num_classes),
-        DCDiscriminator(cfg.ch, cfg.num_classes, cfg.spectral_norm, cfg.aux_classifier),
+        DCDiscriminator(cfg.ch, cfg.num_classes, cfg.spectral_norm, cfg.aux_classifier,
+                        cfg.twin_classifier, cfg.mbstd),
     )
 
 

@@ -11,6 +11,11 @@ inner product of a class embedding with the globally sum-pooled features. Option
 normalisation on every weight (Miyato et al. 2018). With `classifier=True` D also predicts the
 digit from the same pooled features (an AC-GAN head, Odena et al. 2017): the Trainer teaches it on
 real digits and asks G to draw digits it recognises, which makes labels stick within an epoch.
+With `twin=True` it has a second, twin head that the Trainer teaches on *fake* digits (TAC-GAN,
+Gong et al. 2019): G's class term becomes the difference of the two heads' cross entropies, which
+cancels AC-GAN's pull toward easily classified, typical digits. `mbstd > 0` appends a minibatch
+standard-deviation channel (StyleGAN) over groups of that many images before the logit, so D sees
+how varied a batch is.
 """
 
 from __future__ import annotations
@@ -71,30 +76,45 @@ class DCGenerator(nn.Module):
         return torch.tanh(self.up2(x))  # (N, 1, 28, 28)
 
 
+def minibatch_std(h: torch.Tensor, group: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C + 1, H, W): each image gains one channel holding the mean standard
+    deviation of the features over its group of `group` consecutive images (the whole batch when
+    N is not a multiple of `group`). Consecutive groups keep a real-then-fake batch unmixed."""
+    n, c, hh, ww = h.shape
+    g = group if n % group == 0 else n
+    std = h.float().view(-1, g, c, hh, ww).var(1, unbiased=False).add(1e-8).sqrt()  # (N/g, ...)
+    s = std.mean((1, 2, 3)).to(h.dtype).repeat_interleave(g)  # (N,)
+    return torch.cat([h, s[:, None, None, None].expand(n, 1, hh, ww)], 1)
+
+
 class DCDiscriminator(nn.Module):
     """(images (N, 1, 28, 28), labels (N,) or None) -> logits (N,)."""
 
     def __init__(self, ch: int = 64, num_classes: int = 0, spectral: bool = False,
-                 classifier: bool = False):
+                 classifier: bool = False, twin: bool = False, mbstd: int = 0):
         super().__init__()
-        self.num_classes = num_classes
+        self.num_classes, self.mbstd = num_classes, mbstd
         sn = spectral_norm if spectral else (lambda m: m)
         self.conv1 = sn(nn.Conv2d(1, ch, 4, stride=2, padding=1))  # (N, ch, 14, 14)
         self.conv2 = sn(nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1))  # (N, 2ch, 7, 7)
-        self.head = sn(nn.Linear(2 * ch * 7 * 7, 1))
+        self.head = sn(nn.Linear((2 * ch + (mbstd > 0)) * 7 * 7, 1))
         self.embed = None
         if num_classes > 0:
             embed = nn.Embedding(num_classes, 2 * ch)
             nn.init.xavier_uniform_(embed.weight)  # small: the projection starts as a nudge
             self.embed = sn(embed)
-        self.classifier = sn(nn.Linear(2 * ch, num_classes)) if classifier and num_classes else None
+        heads = classifier and num_classes
+        self.classifier = sn(nn.Linear(2 * ch, num_classes)) if heads else None
+        self.twin = sn(nn.Linear(2 * ch, num_classes)) if heads and twin else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, *,
                 classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits (N,); with `classes=True` also the class logits (N, num_classes)."""
+        """Logits (N,); with `classes=True` also the class logits (N, num_classes), or
+        (N, 2, num_classes) with a twin head: [:, 0] the real-trained head, [:, 1] the twin."""
         h = nn.functional.leaky_relu(self.conv1(x), 0.2)
         h = nn.functional.leaky_relu(self.conv2(h), 0.2)  # (N, 2ch, 7, 7)
-        out = self.head(h.flatten(1)).squeeze(1)  # (N,)
+        stats = minibatch_std(h, self.mbstd) if self.mbstd else h
+        out = self.head(stats.flatten(1)).squeeze(1)  # (N,)
         pooled = h.sum((2, 3))  # (N, 2ch), global sum pooling as in the projection paper
         if self.embed is not None:
             out = out + (self.embed(labels) * pooled).sum(1)  # projection term
@@ -102,4 +122,6 @@ class DCDiscriminator(nn.Module):
             return out
         if self.classifier is None:
             raise ValueError("this discriminator has no class head (model.aux_classifier)")
-        return out, self.classifier(pooled)
+        if self.twin is None:
+            return out, self.classifier(pooled)
+        return out, torch.stack([self.classifier(pooled), self.twin(pooled)], 1)
