@@ -146,6 +146,8 @@ class RegistryPackage:
             return {key: np.asarray(group[key][:], dtype=np.uint8) for key in SPLIT_FILES}
         except Exception as e:  # zarr raises many types for a damaged zip; all mean the same
             raise UserError(f"{path}: cannot read the registry copy of MNIST ({e})") from None
+        finally:
+            _stop_zarr_io_thread()
 
     def path(self) -> Path:
         spec = importlib.util.find_spec(self.module)  # locates the package without importing it
@@ -158,6 +160,23 @@ class RegistryPackage:
 
     def version(self) -> str:
         return importlib.metadata.version(self.distribution)
+
+
+def _stop_zarr_io_thread() -> None:
+    """Stop zarr's asyncio thread now, while nothing else runs. zarr stops it itself at exit
+    with a 0.2 s join; on a busy CPU (or after Ctrl-C) that join times out and the exit prints
+    a traceback ("Cannot close a running event loop"). zarr starts a new one if used again."""
+    try:
+        from zarr.core import sync
+
+        loop, thread = sync.loop[0], sync.iothread[0]
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+        if thread is None or not thread.is_alive():
+            sync.cleanup_resources()
+    except Exception:  # noqa: BLE001 - zarr's internals moved: its own exit handler remains
+        pass
 
 
 class TorchvisionDownload:
