@@ -307,7 +307,9 @@ EVALUATE_HELP = """Score samples with the offline MNIST evaluator, beside real d
 
 At most one of --checkpoint, --samples or --real; with none, the bundled generator is scored.
 Prints a table and, with --json, writes
-the report (keys fid, kid, is, precision, recall, class_share, label_agreement, cas, real).
+the report (keys fid, kid, is, precision, recall, class_share, label_agreement, cas, cas_at,
+memorisation, nearest_pairs, real). Memorisation is the share of samples nearer (in pixels) to a
+training image than 99% of real test digits are: about 1% for new digits.
 
 \b
 Examples:
@@ -315,6 +317,7 @@ Examples:
   mnistgan evaluate --cas                          # the bundled generator
   mnistgan evaluate --checkpoint runs/cdcgan-000 --cas --json report.json
   mnistgan evaluate --samples synth.npz --n 5000
+  mnistgan evaluate --cas --cas-n 60000,600000     # CAS at scale, beside all 60,000 real images
 """
 
 
