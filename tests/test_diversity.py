@@ -186,3 +186,32 @@ def test_memorisation_is_high_for_copies_and_low_for_new_images(tmp_path):
 def test_cas_recipe_keeps_the_image_budget_at_scale():
     assert recipe_for(10_000).epochs == recipe_for(60_000).epochs == 8
     assert recipe_for(600_000).epochs == 1 and recipe_for(120_000).epochs == 4
+
+
+@pytest.mark.parametrize("value, message", [("60000,lots", "comma-separated whole numbers"),
+                                            ("10", "at least 50")])
+def test_cas_n_flag_mistakes_are_one_line(capsys, value, message):
+    from conftest import run_cli
+
+    code, _, err = run_cli(capsys, "evaluate", "--cas", "--cas-n", value)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_reports_cas_at_scale_and_memorisation_beside_real(tmp_path):
+    from mnistgan.metrics import evaluate, format_report
+
+    data = Tiny()
+    calls = []
+
+    def sample(n):  # copies of training images, as a memorising generator would give
+        calls.append(n)
+        idx = torch.arange(n) % 200
+        return data.train_images[idx], data.train_labels[idx]
+
+    report = evaluate(sample, data, n=60, cas=True, cas_n=(120,), cache_dir=tmp_path)
+    assert calls == [60, 120]  # the scale set is drawn fresh, at its own size
+    assert report["memorisation"] == 1.0 and 0 <= report["real"]["memorisation"] < 0.2
+    assert set(report["cas_at"]) == set(report["real"]["cas_at"]) == {"120"}
+    assert 0 <= report["cas_at"]["120"] <= 1
+    text = format_report(report)
+    assert "memorisation" in text and "CAS 120" in text
