@@ -13,8 +13,9 @@ mkdir -p "$out"
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
-  python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
-'bf16', torch.cuda.is_bf16_supported())"
+  python -c "import torch; from mnistgan.runtime import native_bf16; print('torch', \
+torch.__version__, 'cuda', torch.version.cuda, 'capability', torch.cuda.get_device_capability(), \
+'native bf16', native_bf16(torch.device('cuda')))"
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 

@@ -5,6 +5,7 @@ asserted here (they are the benchmark's job); what could break is."""
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 from pathlib import Path
 
@@ -61,13 +62,58 @@ def test_metrics_use_bf16_only_where_native(monkeypatch, native):
     assert training.resolved_bf16(training.EVALUATOR_RECIPE) is True  # as the shipped file
 
 
-def test_this_machine_reports_its_bf16_support_consistently():
-    # The oneDNN test agrees with the CPU's flags: AMX or AVX-512 BF16 imply native bf16.
-    flags = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-    if flags:
-        assert runtime.native_bf16(CPU)
-    if not torch.cpu._is_avx512_supported():
-        assert not runtime.native_bf16(CPU)
+# Feature flags of four kinds of host, as /proc/cpuinfo lists them (abridged).
+SKYLAKE_SP = "fpu sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni"
+EPYC_ZEN2 = "fpu sse2 avx avx2 fma sha_ni"  # AVX2 only, like this project's usual hosts
+SAPPHIRE_RAPIDS = SKYLAKE_SP + " avx512_bf16 avx512_fp16 amx_bf16 amx_tile amx_int8"
+EPYC_ZEN4 = SKYLAKE_SP + " avx512_bf16 avx512vbmi"  # AVX512_BF16, no fp16 arithmetic
+
+
+@pytest.mark.parametrize("flags, bf16, fp16", [
+    (SKYLAKE_SP, False, False),  # AVX-512 without BF16: oneDNN would say yes and emulate
+    (EPYC_ZEN2, False, False),
+    (SAPPHIRE_RAPIDS, True, True),
+    (EPYC_ZEN4, True, False),
+    ("fp asimd bf16 i8mm sve", True, False),  # Arm Neoverse V1
+])
+def test_native_precision_follows_the_cpus_own_flags(flags, bf16, fp16):
+    assert runtime.cpu_native("bf16", flags.split()) is bf16
+    assert runtime.cpu_native("fp16", flags.split()) is fp16
+    assert runtime.cpu_native("fp32", flags.split())
+
+
+@pytest.mark.parametrize("capability, bf16", [((7, 0), False), ((7, 5), False), ((8, 0), True),
+                                              ((8, 9), True), ((9, 0), True), ((10, 0), True)])
+def test_native_bf16_on_cuda_from_ampere_on(capability, bf16):
+    assert runtime.cuda_native("bf16", capability) is bf16
+    assert runtime.cuda_native("fp16", capability) and runtime.cuda_native("fp32", capability)
+
+
+def test_auto_precision_asks_the_cpu_not_onednn(monkeypatch):
+    # oneDNN says yes to bf16 on any AVX-512 CPU; the CPU's flags decide.
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(SKYLAKE_SP.split()))
+    assert runtime.resolve_precision("auto", CPU) == "fp32"
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(EPYC_ZEN4.split()))
+    assert runtime.resolve_precision("auto", CPU) == "bf16"
+
+
+def test_cpu_flags_are_read_from_cpuinfo():
+    x86 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_bf16\n\nflags : x"
+    assert runtime.parse_cpu_flags(x86) == {"fpu", "avx2", "avx512_bf16"}
+    arm = "processor\t: 0\nFeatures\t: fp asimd bf16\nCPU implementer\t: 0x41\n"
+    assert runtime.parse_cpu_flags(arm) == {"fp", "asimd", "bf16"}
+    assert runtime.parse_cpu_flags("processor\t: 0\n") == frozenset()
+
+
+def test_this_machines_flags_agree_with_torchs_cpu_probe():
+    # torch reads the CPU's flags through its own library (cpuinfo); the two must agree here.
+    flags = runtime.cpu_flags()
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert ("avx2" in flags) is torch.cpu._is_avx2_supported()
+        assert ("avx512_bf16" in flags) is torch.cpu._is_avx512_bf16_supported()
+        assert ("amx_tile" in flags) is torch.cpu._is_amx_tile_supported()
+    assert runtime.native_bf16(CPU) is runtime.cpu_native("bf16", flags)
 
 
 def test_memory_format_auto_is_channels_last_on_cpu_and_changes_little(fake_data):
@@ -92,7 +138,8 @@ def test_g_step_skips_ds_weight_gradients_and_keeps_gs_exact(fake_data):
     # G's gradient through a D that computes its own weight gradients as well ...
     t.G.zero_grad(set_to_none=True)
     logits, classes = t.D(t.G(z, y), y, classes=True)
-    (t.loss.g_loss(logits) + t.aux_weight * torch.nn.functional.cross_entropy(classes, y)).backward()
+    aux = torch.nn.functional.cross_entropy(classes, y)
+    (t.loss.g_loss(logits) + t.aux_weight * aux).backward()
     want = [p.grad.clone() for p in t.G.parameters()]
     assert all(p.grad is not None for p in t.D.parameters())
     # ... equals the G step's, through a frozen D that computes none.
@@ -103,7 +150,7 @@ def test_g_step_skips_ds_weight_gradients_and_keeps_gs_exact(fake_data):
     t.g_step(8)
     assert all(p.grad is None for p in t.D.parameters())
     assert all(p.requires_grad for p in t.D.parameters())  # D trains again afterwards
-    for p, w in zip(t.G.parameters(), want):
+    for p, w in zip(t.G.parameters(), want, strict=True):
         torch.testing.assert_close(p.grad, w, rtol=1e-4, atol=1e-6)
 
 
@@ -118,7 +165,7 @@ def test_fp16_scales_losses_skips_overflowed_steps_and_resumes_its_scale(fake_da
     t.scaler_d.update(2.0**100)
     d_before = [p.detach().clone() for p in t.D.parameters()]
     t.train_step()
-    assert all(torch.equal(p, b) for p, b in zip(t.D.parameters(), d_before))
+    assert all(torch.equal(p, b) for p, b in zip(t.D.parameters(), d_before, strict=True))
     assert t.scaler_d.get_scale() == 2.0**99
     assert t.healthy()
     state = t.state_dict()
@@ -154,7 +201,8 @@ def test_compiled_training_matches_eager_and_saves_plain_weights(fake_dir, tmp_p
             torch.testing.assert_close(compiled[part][k], v, rtol=1e-3, atol=1e-4)
 
 
-def test_bench_prints_every_row_beside_the_tutorial(fake_dir, tmp_path, capsys):
+def test_bench_prints_every_row_beside_the_tutorial(fake_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MNISTGAN_CACHE", str(tmp_path / "cache"))  # real-data stats land here
     out = tmp_path / "bench.json"
     code, text, err = run_cli(capsys, "bench", "--dataset", "idx", "--data-dir", str(fake_dir),
                               "--seconds", "0.3", "--repeats", "2", "--precision", "fp32",
@@ -165,17 +213,36 @@ def test_bench_prints_every_row_beside_the_tutorial(fake_dir, tmp_path, capsys):
     rows = {(r["name"], r["batch"]): r for r in result["rows"]}
     assert set(rows) == {("tutorial loop", 16), ("seed preset", 16), ("seed preset", 32),
                          ("cdcgan preset", 64)}
-    assert rows["tutorial loop", 16]["x_tutorial"] == 1.0
     assert all(len(r["rates"]) == 2 and r["images_per_s"] > 0 for r in rows.values())
     # The tutorial's loop does more arithmetic per image than the seed preset's step: it runs G
     # twice and back-propagates D's loss into G; the preset's step does neither.
-    assert rows["tutorial loop", 16]["mflop_per_image"] > 1.2 * rows["seed preset", 16]["mflop_per_image"]
+    tutorial, seed = rows["tutorial loop", 16], rows["seed preset", 16]
+    assert tutorial["mflop_per_image"] > 1.2 * seed["mflop_per_image"]
     assert rows["seed preset", 16]["mflop_per_image"] == pytest.approx(
         rows["seed preset", 32]["mflop_per_image"], rel=0.01)  # per image: batch-independent
     assert result["generation_images_per_s"] > 0 and result["report_n"] == 64
     assert "evaluator report on 64 samples" in text
-    for r in rows.values():
-        assert r["share_of_peak"] == pytest.approx(r["gflops"] / result["peak_gflops"]["fp32"])
+    assert list((tmp_path / "cache").iterdir())  # the cache followed $MNISTGAN_CACHE
+
+
+def test_bench_row_figures_and_table():
+    from mnistgan.bench import Row, summary, table
+
+    # Three windows of 10, 30 and 20 images/s at 2 GFLOP an image, beside a tutorial at 8
+    # images/s, on a device whose fp32 peak is 160 GFLOP/s and whose bf16 is emulated.
+    row = Row("seed preset", 16, "fp32", iter(()), 2e9, rates=[10.0, 30.0, 20.0])
+    r = summary(row, base=8.0, peak=160.0)
+    assert r["images_per_s"] == 20.0  # the median window
+    assert r["x_tutorial"] == 2.5 and r["gflops"] == 40.0 and r["share_of_peak"] == 0.25
+    assert r["mflop_per_image"] == 2000.0
+    bf16 = summary(Row("seed preset", 16, "bf16", iter(()), 2e9, rates=[4.0]), 8.0, 10.0)
+    result = {"device": "cpu: test", "torch": "x", "threads": 2, "native_bf16": False,
+              "emulated": ["bf16"], "seconds": 5, "repeats": 3,
+              "peak_gflops": {"fp32": 160.0, "bf16": 10.0}, "rows": [r, bf16]}
+    text = table(result)
+    assert "| seed preset | 16 | fp32 | 20 | 2.5x | 2000 | 40.0 | 25.0% |" in text
+    assert "| seed preset | 16 | bf16 | 4 | 0.5x | 2000 | 8.0 | emulated |" in text
+    assert "bf16 10.0 GFLOP/s (emulated)" in text and "native bf16: no" in text
 
 
 @pytest.mark.parametrize("args, message", [

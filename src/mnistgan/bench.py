@@ -22,16 +22,17 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mnistgan.config import load_preset
 from mnistgan.data import Dataset
-from mnistgan.runtime import native_bf16, native_precision
+from mnistgan.runtime import cpu_flags, native_bf16, native_precision
 
 DEFAULT_PRESET = "cdcgan"
+SHOWN_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16")
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -227,23 +228,28 @@ def run(opts: Options, data: Dataset, progress: Callable[[str], None] = print) -
             if "compiled" in row.name:
                 next(row.steps)
     measure(rows, opts.device, opts.seconds, opts.repeats, progress)
-    base = rows[0].rate
+    base = rows[0].rate  # the tutorial's
     out = {
         "device": describe_device(opts.device), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "native_bf16": native_bf16(opts.device),
         "emulated": [p for p in peaks if not native_precision(p, opts.device)],
         "seconds": opts.seconds, "repeats": opts.repeats, "peak_gflops": peaks,
-        "rows": [{"name": r.name, "batch": r.batch, "precision": r.precision,
-                  "images_per_s": r.rate, "x_tutorial": r.rate / base, "rates": r.rates,
-                  "gflops": r.rate * r.flops / 1e9, "mflop_per_image": r.flops / 1e6,
-                  "share_of_peak": r.rate * r.flops / 1e9 / peaks[r.precision]}
-                 for r in rows],
+        "rows": [summary(r, base, peaks[r.precision]) for r in rows],
     }
     if opts.generation:
         gen, seconds = generation(data, opts.device, opts.seconds, opts.repeats, opts.eval_n)
         out["generation_images_per_s"], out["report_seconds"] = gen, seconds
         out["report_n"] = opts.eval_n
     return out
+
+
+def summary(row: Row, base: float, peak: float) -> dict:
+    """One row's figures: images/s (median window), its ratio to `base` images/s, and its
+    arithmetic rate as GFLOP/s and as a share of `peak` GFLOP/s."""
+    gflops = row.rate * row.flops / 1e9
+    return {"name": row.name, "batch": row.batch, "precision": row.precision,
+            "images_per_s": row.rate, "x_tutorial": row.rate / base, "rates": row.rates,
+            "gflops": gflops, "mflop_per_image": row.flops / 1e6, "share_of_peak": gflops / peak}
 
 
 def describe_device(device: torch.device) -> str:
@@ -256,8 +262,9 @@ def describe_device(device: torch.device) -> str:
         with open("/proc/cpuinfo") as f:
             models = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
         name = models[0] if models else name
+    shown = [f for f in SHOWN_CPU_FLAGS if f in cpu_flags()] or ["none of", *SHOWN_CPU_FLAGS]
     return (f"cpu: {name}, {os.cpu_count()} logical cores, "
-            f"{torch.backends.cpu.get_cpu_capability()} kernels")
+            f"{torch.backends.cpu.get_cpu_capability()} kernels, flags {' '.join(shown)}")
 
 
 def share(row: dict, emulated: list[str]) -> str:
@@ -276,7 +283,8 @@ def table(result: dict) -> str:
             for p, v in peaks.items()),
         f"median of {result['repeats']} windows of {result['seconds']:g} s per row",
         "",
-        "| row | batch | precision | images/s | x tutorial | MFLOP/image | GFLOP/s | share of peak |",
+        "| row | batch | precision | images/s | x tutorial | MFLOP/image | GFLOP/s "
+        "| share of peak |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["rows"]:
@@ -286,8 +294,8 @@ def table(result: dict) -> str:
     if "generation_images_per_s" in result:
         base = result["rows"][0]["images_per_s"]
         gen = result["generation_images_per_s"]
-        lines += ["", f"generation, bundled generator (uint8, batches of 1,000): {gen:,.0f} images/s "
-                  f"({gen / base:,.0f}x the tutorial's training rate)",
+        lines += ["", "generation, bundled generator (uint8, batches of 1,000): "
+                  f"{gen:,.0f} images/s ({gen / base:,.0f}x the tutorial's training rate)",
                   f"evaluator report on {result['report_n']:,} samples: "
                   f"{result['report_seconds']:.1f} s (real-data statistics cached)"]
     return "\n".join(lines)

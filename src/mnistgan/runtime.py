@@ -2,12 +2,18 @@
 (numeric precision, memory format) when the config says `auto`.
 
 The `auto` rules come from measurement (README, "Speed"): bf16 autocast only where the hardware
-multiplies bf16 natively (AMX or AVX-512 BF16 CPUs, and GPUs from Ampere on): on an AVX2-only CPU
-PyTorch emulates it and a bf16 training step runs about 6x slower than fp32. Channels-last
-convolutions are faster through oneDNN on the CPU, and on GPUs with tensor cores in reduced precision.
+multiplies bf16 natively, decided from the CPU's own feature flags (AMX-BF16 or AVX512_BF16) or
+the GPU's compute capability (Ampere, 8.0, on), never from oneDNN's answer, which is yes on any
+AVX-512 CPU: where bf16 is emulated a bf16 training step runs several times slower than fp32.
+Channels-last convolutions are faster through oneDNN on the CPU, and on GPUs with tensor cores in
+reduced precision.
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterable
 
 import torch
 
@@ -41,28 +47,60 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bf16 matrix products in hardware rather than emulating them."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        try:  # oneDNN's own test: AVX-512 (BW/VL/DQ) or AMX, where its bf16 kernels exist
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
+# The feature flags (as /proc/cpuinfo spells them) of CPUs that multiply in a precision in
+# hardware. AVX-512 alone is not one of them: oneDNN runs bf16 there too (and says it supports
+# it), but by converting to fp32, slower than fp32 itself. `bf16` is Arm's (Neoverse V1, N2 on).
+CPU_NATIVE_FLAGS = {"bf16": frozenset({"avx512_bf16", "amx_bf16", "bf16"}),
+                    "fp16": frozenset({"avx512_fp16", "amx_fp16"})}
+
+
+def cpu_native(precision: str, flags: Iterable[str]) -> bool:
+    """Whether a CPU with these feature flags computes `precision` (fp32, bf16, fp16) natively."""
+    return precision == "fp32" or not CPU_NATIVE_FLAGS[precision].isdisjoint(flags)
+
+
+def cuda_native(precision: str, capability: tuple[int, int]) -> bool:
+    """Whether a CUDA GPU of this compute capability computes `precision` natively: bf16 from
+    Ampere (8.0) on; fp16 on every GPU PyTorch still builds for."""
+    return precision != "bf16" or capability >= (8, 0)
+
+
+def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The first `flags` (x86) or `Features` (Arm) line of a /proc/cpuinfo text, as a set."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags: from /proc/cpuinfo where there is one, else the few that
+    torch's CPU probe answers (`torch.backends.cpu.get_cpu_capability()` only names the kernel
+    family, AVX2 or AVX512, which does not tell whether bf16 is native)."""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            return parse_cpu_flags(f.read())
+    probes = {"avx512_bf16": "_is_avx512_bf16_supported",
+              "amx_bf16": "_is_amx_tile_supported",  # every CPU with AMX tiles has AMX-BF16
+              "amx_fp16": "_is_amx_fp16_supported"}
+    return frozenset(flag for flag, probe in probes.items()
+                     if getattr(torch.cpu, probe, lambda: False)())
 
 
 def native_precision(precision: str, device: torch.device) -> bool:
     """Whether `device` has hardware arithmetic for `precision` (fp32, bf16 or fp16)."""
-    if precision == "bf16":
-        return native_bf16(device)
-    if precision == "fp16" and device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return True
+    if device.type == "cuda":
+        return cuda_native(precision, torch.cuda.get_device_capability(device))
+    if device.type == "cpu":
+        return cpu_native(precision, cpu_flags())
+    return precision != "bf16"  # mps: not every Apple GPU has bf16 arithmetic
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 matrix products in hardware rather than emulating them."""
+    return native_precision("bf16", device)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -86,5 +124,6 @@ def resolve_memory_format(name: str, device: torch.device, precision: str) -> to
 def describe(asked: str, precision: str, memory_format: torch.memory_format) -> str:
     """A few words for the console: the precision and layout in use, and why `auto` chose fp32."""
     layout = "channels-last" if memory_format == torch.channels_last else "contiguous"
-    why = " (auto: no native bf16 on this device)" if asked == "auto" and precision == "fp32" else ""
+    auto_fp32 = asked == "auto" and precision == "fp32"
+    why = " (auto: no native bf16 on this device)" if auto_fp32 else ""
     return f"{precision}{why}, {layout}"
