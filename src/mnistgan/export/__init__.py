@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from mnistgan.export import hf  # registers the hf format (pyarrow is imported only when used)
 from mnistgan.export.commit import MANIFEST, recover
-from mnistgan.export.manifest import file_sha256, summary, weights_sha256
+from mnistgan.export.manifest import file_sha256, summary, verify, weights_sha256
 from mnistgan.export.pipeline import ExportOptions, check_options, export_dataset
 from mnistgan.export.plans import MNIST_COUNTS, SPLITS, plan_counts, scale_counts
 from mnistgan.export.writers import WRITERS, Writer, register
@@ -25,5 +25,5 @@ FORMATS = tuple(WRITERS)
 __all__ = [
     "FORMATS", "MANIFEST", "MNIST_COUNTS", "SPLITS", "WRITERS", "ExportOptions", "Writer",
     "check_options", "export_dataset", "file_sha256", "hf", "plan_counts", "recover",
-    "register", "scale_counts", "summary", "weights_sha256",
+    "register", "scale_counts", "summary", "verify", "weights_sha256",
 ]

@@ -2,17 +2,21 @@
 
 Generator (source, checkpoint and weights sha256, config), seed, label plan and what rejection
 cost per split, sha256 of every file, timing, and with `--evaluate` the metric report as
-`mnistgan.metrics.evaluate` returns it. Also the lines `mnistgan generate` prints when done.
+`mnistgan.metrics.evaluate` returns it. Also `verify` (is an export in OUT whole?) and the lines
+`mnistgan generate` prints when done.
 """
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import json
+from pathlib import Path, PurePosixPath
 
 import torch
 
 from mnistgan import __version__
+from mnistgan.errors import UserError
+from mnistgan.export.commit import MANIFEST, manifest_entries
 from mnistgan.export.draw import Judge, Tally
 from mnistgan.export.plans import SPLITS
 from mnistgan.export.writers import WRITERS, Writer
@@ -110,3 +114,27 @@ def summary(manifest: dict, out: Path) -> str:
                      f"{manifest['kept_share']:.1%} of them written")
     lines.append(f"manifest: {out / 'manifest.json'}")
     return "\n".join(lines)
+
+
+def verify(out: Path) -> dict:
+    """The manifest of the export in `out` once every file it lists is there with its sha256
+    (PNG trees: with its count of files); else a one-line `UserError`. Reads only: names from
+    the manifest are checked to stay inside `out` before any is opened."""
+    out = Path(out)
+    manifest_entries(out / MANIFEST)  # an mnistgan manifest, or a one-line error
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise UserError(f"{out / MANIFEST}: no files listed")
+    for name, expected in files.items():
+        rel = PurePosixPath(name)
+        if rel.is_absolute() or ".." in rel.parts or not isinstance(expected, str):
+            raise UserError(f"{out / MANIFEST}: {name!r} is not a file inside {out}")
+        path = out / rel
+        if name.endswith("/"):
+            got = f"{sum(1 for p in path.rglob('*.png'))} PNG files" if path.is_dir() else None
+        else:
+            got = file_sha256(path) if path.is_file() else None
+        if got != expected:
+            raise UserError(f"{out}: {name} is missing or differs from the manifest")
+    return manifest
