@@ -22,6 +22,8 @@ from mnistgan.export.writers import Writer, finish_file, png_bytes, register, wr
 DIGITS = [str(d) for d in range(10)]
 # The features `datasets` reads from each file's schema metadata (and the card's header).
 HF_FEATURES = {"image": {"_type": "Image"}, "label": {"names": DIGITS, "_type": "ClassLabel"}}
+# The Hub's names of the data sets a generator can be trained on; any other folder: "other".
+SOURCES = {"mnist": "extended|mnist", "fashion-mnist": "extended|fashion_mnist"}
 LICENSE = "mit"  # the license the Hub's ylecun/mnist card gives its source images
 
 
@@ -88,7 +90,8 @@ def _yaml_header(info: dict, files: dict[str, str]) -> list[str]:
         "10K<n<100K" if size < 100_000 else "100K<n<1M" if size < 1_000_000 else "n>1M"
     lines = ["---", "annotations_creators:", "- machine-generated", "language_creators:",
              "- machine-generated", f"license: {LICENSE}", "size_categories:", f"- {category}",
-             "source_datasets:", f"- extended|{info['generator']['config']['data']['dataset']}",
+             "source_datasets:",
+             f"- {SOURCES.get(info['generator']['config']['data']['dataset'], 'extended|other')}",
              "task_categories:", "- image-classification", "task_ids:",
              "- multi-class-image-classification", "tags:", "- synthetic", "- mnistgan",
              "pretty_name: Synthetic MNIST (mnistgan)", "configs:", "- config_name: default",
