@@ -19,12 +19,11 @@ from conftest import fake_arrays, write_fake
 from PIL import Image
 
 from mnistgan import export
-from mnistgan.export import writers
 from mnistgan.cli import main
 from mnistgan.config import load_preset
 from mnistgan.data import load_dataset
 from mnistgan.errors import UserError
-from mnistgan.export import ExportOptions, export_dataset, plan_counts, scale_counts
+from mnistgan.export import ExportOptions, export_dataset, plan_counts, scale_counts, writers
 from mnistgan.models import build_models
 from mnistgan.sampling import Sampler, load_generator
 

@@ -9,6 +9,7 @@ the number of threads. `Tally` keeps what rejection cost for the manifest.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 from collections.abc import Callable, Iterator
@@ -226,7 +227,7 @@ def draw_split(drawer: Drawer, split: str, counts: list[int], seed: int,
     left = list(counts)
     for b, start in enumerate(range(0, n, BLOCK)):
         k = min(BLOCK, n - start)
-        seeds = lambda attempt, b=b: draw_seed(seed, split, b, attempt)
+        seeds = functools.partial(draw_seed, seed, split, b)  # attempt -> that draw's seed
         if conditional:
             want = planned[start : start + k]
             images, labels = labelled_block(drawer, want, seeds, tally), want

@@ -21,8 +21,16 @@ import torch
 from tqdm import tqdm
 
 from mnistgan.errors import UserError
-from mnistgan.export.commit import (MANIFEST, Log, aside_dir, check_out, commit, recover,
-                                    remove_tree, staging_dir)
+from mnistgan.export.commit import (
+    MANIFEST,
+    Log,
+    aside_dir,
+    check_out,
+    commit,
+    recover,
+    remove_tree,
+    staging_dir,
+)
 from mnistgan.export.draw import Drawer, Judge, Tally, draw_split, drawer
 from mnistgan.export.manifest import build_manifest, data_files, file_sha256, summary
 from mnistgan.export.plans import SPLITS, plan_counts

@@ -278,7 +278,7 @@ class PngWriter(Writer):
             (self.root / str(d)).mkdir(parents=True)
 
     def write(self, images: np.ndarray, labels: np.ndarray) -> None:
-        for image, label in zip(images, labels.tolist()):
+        for image, label in zip(images, labels.tolist(), strict=True):
             with open(self.root / str(label) / f"{self.index:0{self.width}d}.png", "wb") as f:
                 f.write(png_bytes(image))
                 finish_file(f)
