@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from mnistgan.export.croissant import hf_croissant
-from mnistgan.export.writers import Writer, finish_file, png_bytes, register, write_json
+from mnistgan.export.writers import Writer, finish_file, png_block, register, write_json
 
 DIGITS = [str(d) for d in range(10)]
 # The features `datasets` reads from each file's schema metadata (and the card's header).
@@ -59,7 +59,7 @@ class HfWriter(Writer):
     def write(self, images: np.ndarray, labels: np.ndarray) -> None:
         import pyarrow as pa  # lazy: pyarrow is the optional extra mnistgan[hf]
 
-        pngs = [{"bytes": png_bytes(image), "path": None} for image in images]
+        pngs = [{"bytes": png, "path": None} for png in png_block(images)]
         table = pa.Table.from_arrays([pa.array(pngs, self.schema.field("image").type),
                                       pa.array(labels.astype(np.int64))], schema=self.schema)
         self.parquet.write_table(table)

@@ -14,10 +14,12 @@ without time chunks.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
 import queue
+import struct
 import threading
 import zipfile
 import zlib
@@ -25,8 +27,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from PIL import Image
-
 from mnistgan.data.idx import idx_header
 from mnistgan.export.croissant import png_croissant
 
@@ -48,11 +48,23 @@ def write_json(path: Path, document: dict, sort_keys: bool = True) -> None:
         finish_file(f)
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """One uint8 (28, 28) image as a greyscale PNG (mode L), without a tIME chunk."""
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+_PNG_HEAD = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0,
+                                                                  0, 0))  # 8-bit grey, mode L
+_PNG_END = _png_chunk(b"IEND", b"")
+
+
+def png_block(images: np.ndarray) -> list[bytes]:
+    """uint8 images (k, 28, 28) as greyscale PNGs (mode L, filter 0, zlib level 6, no time
+    chunk): the chunks written directly, ~5x faster than PIL per image (benchmarks/
+    export_speed.py), and byte-identical on every run."""
+    rows = np.zeros((len(images), 28, 29), np.uint8)  # each row prefixed by filter type 0
+    rows[:, :, 1:] = images
+    return [_PNG_HEAD + _png_chunk(b"IDAT", zlib.compress(r.tobytes(), 6)) + _PNG_END
+            for r in rows]
 
 
 class Writer:
@@ -266,7 +278,7 @@ class KerasWriter(Writer):
 @register
 class PngWriter(Writer):
     """Each split as an ImageFolder tree `{split}/{digit}/{index}.png`, index its place in the
-    split, zero-padded so that names sort in order."""
+    split, zero-padded so that names sort in order; `croissant.json` describes the trees."""
 
     name, entries, help = "png", ("train", "test", "croissant.json"), "ImageFolder PNG trees"
     hashes_files = False
@@ -278,14 +290,20 @@ class PngWriter(Writer):
             (self.root / str(d)).mkdir(parents=True)
 
     def write(self, images: np.ndarray, labels: np.ndarray) -> None:
-        for image, label in zip(images, labels.tolist(), strict=True):
-            with open(self.root / str(label) / f"{self.index:0{self.width}d}.png", "wb") as f:
-                f.write(png_bytes(image))
-                finish_file(f)
+        for png, label in zip(png_block(images), labels.tolist(), strict=True):
+            path = self.root / str(label) / f"{self.index:0{self.width}d}.png"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # 3 calls a file
+            try:
+                if os.write(fd, png) != len(png):  # a short write: the disk is full
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            finally:
+                os.close(fd)
             self.index += 1
 
     def end(self) -> None:
-        pass
+        # One sync for the split's files, not an fsync per file: on this CPU's disk 70,000
+        # fsyncs took longer than drawing the images. sync() returns once all is on the disk.
+        os.sync()
 
     def describe(self, info: dict, files: dict[str, str]) -> list[str]:
         write_json(self.staging / "croissant.json", png_croissant(info))
