@@ -94,6 +94,20 @@ def test_hf_dataset_card(exports, sampler):
     assert manifest["files"]["README.md"] and manifest["files"]["croissant.json"]
 
 
+def test_card_carries_the_evaluation_beside_real_data(exports):
+    """With --evaluate the card shows whatever `evaluate` reported (memorisation included), each
+    figure beside real data's, and no timing, so the card stays byte-identical."""
+    from mnistgan.export.hf import dataset_card
+
+    info = verify(exports["hf"])
+    report = {"n": 50, "fid": 1.25, "cas": 0.9, "memorisation": 0.01, "collapse_alarm": False,
+              "class_share": [0.1] * 10, "seconds": 12.5, "evaluator_sha256": "e" * 64,
+              "real": {"fid": 0.5, "cas": 0.98, "memorisation": 0.0}}
+    card = dataset_card({**info, "evaluation": report}, info["files"])
+    assert "1.250  (real data: 0.500)" in card and '"memorisation": 0.01' in card
+    assert "12.5" not in card and "Not evaluated" in dataset_card(info, info["files"])
+
+
 def test_keras_npz_has_keras_keys(exports):
     idx = idx_arrays(exports["idx"])
     with np.load(exports["keras"] / "mnist.npz", allow_pickle=False) as f:

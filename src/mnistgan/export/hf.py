@@ -139,6 +139,7 @@ def _evaluation_lines(evaluation: dict | None) -> list[str]:
                 "against real MNIST)."]
     from mnistgan.metrics import format_report  # lazy: only with --evaluate, metrics loaded
 
+    evaluation = {k: v for k, v in evaluation.items() if k != "seconds"}  # same seed, same card
     return ["The training split scored by `mnistgan.metrics.evaluate` against real MNIST's test "
             "set, each figure beside real data's:", "", "```", format_report(evaluation), "```",
             "", "The whole report:", "", "```json",
