@@ -196,3 +196,23 @@ def test_symlinked_entry_is_moved_not_followed(sampler, tmp_path):
     export_dataset(sampler, out, ExportOptions(n_train=10, n_test=0, overwrite=True))
     assert (elsewhere / "raw" / "keep.txt").read_text() == "precious"
     assert not (out / "MNIST").is_symlink() and verify(out)["format"] == "idx"
+
+
+def test_crafted_hidden_folders_never_replace_a_visible_export(sampler, tmp_path):
+    """A shared folder that carries folders named like an interrupted replace (with a staged
+    'export' of its own) and a symlinked one: the next export into it neither takes the staged
+    files for a new export nor follows the link; only the hidden folders go."""
+    out, elsewhere = tmp_path / "synth", tmp_path / "elsewhere"
+    export_dataset(sampler, out, ExportOptions(n_train=10, n_test=0))
+    before = tree(out)
+    (out / ".mnistgan-replaced-999999").mkdir()
+    export_dataset(sampler, tmp_path / "other", ExportOptions(n_train=10, n_test=0, seed=5))
+    os.rename(tmp_path / "other", out / ".mnistgan-export-999999")
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("precious")
+    (out / ".mnistgan-replaced-999998").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UserError, match="already holds an export"):
+        export_dataset(sampler, out, ExportOptions(n_train=10, n_test=0))
+    assert tree(out) == before and verify(out)["seed"] == 0
+    assert not (out / ".mnistgan-export-999999").exists()
+    assert (elsewhere / "keep.txt").read_text() == "precious"

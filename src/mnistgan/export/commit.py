@@ -12,7 +12,8 @@ are renamed into the aside folder, the new entries renamed in, the new manifest 
 commit point moves everything back (OUT holds the old export, as it was); after it, OUT holds
 the new export and at worst the aside folder is left. A kill between the first and the last
 rename leaves the parts in OUT and the two hidden folders; `recover`, which every export into
-OUT runs first, finishes that move (the staged export is complete: its manifest is written last).
+OUT runs first, finishes that move (the staged export is complete: its manifest is written last)
+where OUT shows no export, and otherwise only removes the stale hidden folders.
 """
 
 from __future__ import annotations
@@ -162,24 +163,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _hidden(out: Path, prefix: str) -> list[tuple[Path, int]]:
+    """mnistgan's hidden folders of that kind in `out` whose process is gone (not symlinks:
+    those are never followed, whatever their name)."""
+    found = []
+    for path in sorted(out.iterdir()):
+        pid = _pid(path.name, prefix)
+        if pid is not None and not path.is_symlink() and path.is_dir() and not _alive(pid):
+            found.append((path, pid))
+    return found
+
+
 def recover(out: Path, log: Log) -> None:
-    """Finish what a killed export into `out` left: a replace broken off between its first and
-    last rename is completed (the staged export is whole), a stale aside or staging folder is
-    removed. Touches only mnistgan's hidden folders and the names its format owns."""
+    """Finish what a killed export into `out` left. Only where OUT shows no export (its
+    manifest was already set aside) is a broken-off replace completed from the staged export,
+    which is whole (its manifest is written last); otherwise the hidden folders are stale and
+    removed. So a visible export is never replaced here, and only mnistgan's hidden folders and
+    the names its formats own are touched."""
     if not out.is_dir():
         return
-    for path in sorted(out.iterdir()):
-        pid = _pid(path.name, ASIDE)
-        if pid is None or _alive(pid):
-            continue
+    for aside, pid in _hidden(out, ASIDE):
         staging = staging_dir(out, pid)
-        if _exists(staging / MANIFEST):
+        if (not _exists(out / MANIFEST) and staging.is_dir() and not staging.is_symlink()
+                and _exists(staging / MANIFEST)):
             new = tuple(manifest_entries(staging / MANIFEST))
-            _move_in(out, staging, path, new, [])
+            _move_in(out, staging, aside, new, [])
             log(f"{out}: finished the replace an interrupted `mnistgan generate` (pid {pid}) had "
                 "begun; it holds that run's new export")
-        remove_tree(path, log, "the earlier export set aside in")
-    for path in sorted(out.iterdir()):
-        pid = _pid(path.name, STAGING)
-        if pid is not None and not _alive(pid):
-            remove_tree(path, log, "the unfinished export staged in")
+        remove_tree(aside, log, "the earlier export set aside in")
+    for staging, _ in _hidden(out, STAGING):
+        remove_tree(staging, log, "the unfinished export staged in")
