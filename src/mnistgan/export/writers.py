@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+
 from mnistgan.data.idx import idx_header
 from mnistgan.export.croissant import png_croissant
 
