@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 
 from mnistgan.export import ExportOptions, export_dataset, verify
-from mnistgan.sampling import Sampler, load_generator
+from mnistgan.sampling import load_generator
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SMALL = {"n_train": 50, "n_test": 20}
@@ -25,18 +25,14 @@ SMALL = {"n_train": 50, "n_test": 20}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
+    """A class-conditional DCGAN trained 3 steps on fake data: bad digits, fast."""
     return conftest.tiny_cdcgan_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def sampler(run) -> Sampler:
-    return load_generator(run)
-
-
-@pytest.fixture(scope="module")
-def exports(sampler, tmp_path_factory) -> dict[str, Path]:
+def exports(run, tmp_path_factory) -> dict[str, Path]:
     """The same 50 + 20 images in every format."""
-    root = tmp_path_factory.mktemp("formats")
+    sampler, root = load_generator(run), tmp_path_factory.mktemp("formats")
     for fmt in ("idx", "hf", "keras", "png"):
         export_dataset(sampler, root / fmt, ExportOptions(**SMALL, format=fmt))
     return {fmt: root / fmt for fmt in ("idx", "hf", "keras", "png")}
@@ -73,7 +69,7 @@ def test_hf_loads_as_the_hubs_mnist(exports, hf_cache):
     assert (exports["hf"] / "data" / "train-00000-of-00001.parquet").is_file()
 
 
-def test_hf_dataset_card(exports, sampler):
+def test_hf_dataset_card(exports):
     text = (exports["hf"] / "README.md").read_text()
     _, header, body = text.split("---\n", 2)
     card = yaml.safe_load(header)
@@ -132,8 +128,8 @@ def test_croissant_validates_and_loads(exports, fmt):
 
 
 @pytest.mark.parametrize("fmt, files", [("hf", 5), ("keras", 2)])
-def test_new_formats_repeat_byte_identical(sampler, tmp_path, fmt, files):
-    trees = []
+def test_new_formats_repeat_byte_identical(run, tmp_path, fmt, files):
+    sampler, trees = load_generator(run), []
     for name in ("a", "b"):
         out = tmp_path / name
         batch = 7 if name == "a" else 37  # speed only, never the bytes

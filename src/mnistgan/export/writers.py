@@ -222,8 +222,22 @@ def _labels(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.uint8)
 
 
+class _NpzWriter(Writer):
+    """What the npz formats share: images streamed into an `NpzStream`, labels kept."""
+
+    npz: NpzStream | None = None
+
+    def write(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.npz.write(images)
+        self.labels.append(labels)
+
+    def close(self) -> None:
+        if self.npz is not None:
+            self.npz.close()
+
+
 @register
-class NpzWriter(Writer):
+class NpzWriter(_NpzWriter):
     """Each split as `{split}.npz` with `images` uint8 (N, 28, 28) and `labels` uint8 (N,)."""
 
     name, entries, help = "npz", ("train.npz", "test.npz"), "OUT/{train,test}.npz"
@@ -232,36 +246,24 @@ class NpzWriter(Writer):
         self.npz, self.labels = NpzStream(self.staging / f"{split}.npz"), []
         self.npz.open_images("images", n)
 
-    def write(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.npz.write(images)
-        self.labels.append(labels)
-
     def end(self) -> None:
         self.npz.close_images()
         self.npz.add("labels", _labels(self.labels))
         self.npz.finish()
 
-    def close(self) -> None:
-        if hasattr(self, "npz"):
-            self.npz.close()
-
 
 @register
-class KerasWriter(Writer):
+class KerasWriter(_NpzWriter):
     """`mnist.npz` as `keras.datasets.mnist.load_data()` reads it: `x_train`, `y_train`,
     `x_test`, `y_test`, uint8 (N, 28, 28) and (N,), so Keras code runs on it with `np.load`."""
 
     name, entries, help = "keras", ("mnist.npz",), "OUT/mnist.npz with Keras' keys"
 
     def begin(self, split: str, n: int) -> None:
-        if not hasattr(self, "npz"):
+        if self.npz is None:
             self.npz, self.y = NpzStream(self.staging / "mnist.npz"), {}
         self.split, self.labels = split, []
         self.npz.open_images(f"x_{split}", n)
-
-    def write(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.npz.write(images)
-        self.labels.append(labels)
 
     def end(self) -> None:
         self.npz.close_images()
@@ -270,10 +272,6 @@ class KerasWriter(Writer):
             for split, y in self.y.items():
                 self.npz.add(f"y_{split}", y)
             self.npz.finish()
-
-    def close(self) -> None:
-        if hasattr(self, "npz"):
-            self.npz.close()
 
 
 @register
