@@ -10,14 +10,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import conftest
 import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import fake_arrays, write_fake
 from PIL import Image
 
+import conftest
+from conftest import fake_arrays, write_fake
 from mnistgan import export
 from mnistgan.cli import main
 from mnistgan.config import load_preset

@@ -10,9 +10,9 @@ import os
 import shutil
 from pathlib import Path
 
-import conftest
 import pytest
 
+import conftest
 from mnistgan.errors import UserError
 from mnistgan.export import ExportOptions, export_dataset, recover, verify
 from mnistgan.sampling import Sampler, load_generator

@@ -8,7 +8,6 @@ import json
 import re
 from pathlib import Path
 
-import conftest
 import datasets
 import mlcroissant
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
+import conftest
 from mnistgan.export import ExportOptions, export_dataset, verify
 from mnistgan.sampling import load_generator
 
