@@ -25,6 +25,7 @@ import torch
 from mnistgan import export
 from mnistgan.config import load_preset
 from mnistgan.errors import UserError
+from mnistgan.export import writers
 from mnistgan.models import build_models
 from mnistgan.sampling import Sampler, load_generator, to_uint8
 
@@ -55,7 +56,7 @@ def generator_only(sampler: Sampler, n: int, batch: int) -> float:
 
 def one_export(sampler: Sampler, level: int, args: argparse.Namespace) -> tuple[float, int]:
     """(seconds, bytes on disk) of one whole export at this gzip level."""
-    export.GZIP_LEVEL = level
+    writers.GZIP_LEVEL = level
     out = Path(tempfile.mkdtemp(prefix="export-speed-")) / "synth"
     options = export.ExportOptions(n_train=args.n_train, n_test=args.n_test, format=args.format,
                                    batch_size=args.batch_size)

@@ -382,13 +382,17 @@ def _sample_source(checkpoint: Path | None, samples: Path | None, seed: int, dev
     return lambda n: sampler.metric_samples(n, seed)  # conditional: every digit equally often
 
 
-GENERATE_HELP = """Generate a synthetic MNIST: labelled images in MNIST's own file formats.
+GENERATE_HELP = """Generate a synthetic MNIST: labelled images in the formats MNIST users load.
 
-Writes OUT/MNIST/raw/ (IDX files, plain and .gz, where torchvision.datasets.MNIST(OUT) and
-`--dataset idx --data-dir OUT` read them), or OUT/{train,test}.npz (images uint8 [N,28,28],
-labels uint8 [N]), or an ImageFolder tree OUT/{train,test}/DIGIT/INDEX.png; then
-OUT/manifest.json, last: the export is complete when it exists. Nothing appears in OUT unless
-the whole export succeeds. The same generator, seed and flags give byte-identical files.
+--format idx: OUT/MNIST/raw/ (IDX files, plain and .gz, where torchvision.datasets.MNIST(OUT)
+and `--dataset idx --data-dir OUT` read them); npz: OUT/{train,test}.npz (images uint8
+[N,28,28], labels uint8 [N]); keras: OUT/mnist.npz (x_train, y_train, x_test, y_test, as
+keras.datasets.mnist.load_data() has them); png: an ImageFolder tree OUT/{train,test}/DIGIT/
+INDEX.png and croissant.json; hf: OUT/data/*.parquet, a dataset card README.md and
+croissant.json, which datasets.load_dataset(OUT) reads (needs pip install 'mnistgan[hf]').
+Then OUT/manifest.json, last: the export is complete when it exists. Nothing in OUT changes
+unless the whole export succeeds; --overwrite replaces an earlier export atomically. The same
+generator, seed and flags give byte-identical files.
 
 --labels balanced gives equal counts (the remainder to the lowest digits), mnist MNIST's own
 label counts scaled to the split, a list of ten counts (digits 0-9) the training split exactly
@@ -399,6 +403,8 @@ images are labelled by the evaluator's prediction, and the counts are met by rej
 Examples:
   mnistgan generate --checkpoint runs/cdcgan-000 --out synth
   python -c "import torchvision; print(torchvision.datasets.MNIST('synth'))"
+  mnistgan generate --format hf --out synth-hf     # datasets.load_dataset('synth-hf')
+  mnistgan generate --format keras --out synth-keras   # np.load('synth-keras/mnist.npz')
   mnistgan generate --checkpoint runs/cdcgan-000 --min-confidence 0.9 --evaluate --out synth-clean
   mnistgan generate --checkpoint runs/cdcgan-000 --format png --n-train 1000 --n-test 0 --out synth-png
   mnistgan generate --checkpoint runs/cdcgan-000 --labels 0,0,0,500,0,0,0,0,500,0 --out threes-eights
@@ -411,14 +417,14 @@ Examples:
 @click.option("--n-train", type=int, default=None, help="Training images (default 60000; a --labels list sets it).")
 @click.option("--n-test", type=int, default=10_000, show_default=True, help="Test images (0: none).")
 @click.option("--labels", type=str, default="balanced", show_default=True, help="balanced, mnist, or ten comma-separated counts for digits 0-9.")
-@click.option("--format", "fmt", type=click.Choice(["idx", "npz", "png"]), default="idx", show_default=True, help="idx (MNIST's files), npz, or png (ImageFolder tree).")
+@click.option("--format", "fmt", type=click.Choice(["idx", "npz", "png", "hf", "keras"]), default="idx", show_default=True, help="idx (MNIST's files), npz, png (ImageFolder tree), hf (Parquet for datasets.load_dataset), or keras (mnist.npz).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of noise and label order.")
 @click.option("--min-confidence", type=float, default=None, help="Keep only images the evaluator gives at least this probability (0-1) for their label.")
 @click.option("--evaluate", is_flag=True, help="Score the training split against real MNIST (metrics and CAS) into the manifest.")
 @click.option("--data-dir", type=str, default="data", show_default=True, help="Where real MNIST is found or cached (for --evaluate).")
 @click.option("--batch-size", type=int, default=1000, show_default=True, help="Images per generator pass (speed and memory; never changes the output).")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to generate on.")
-@click.option("--overwrite", is_flag=True, help="Replace an earlier export in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in --out (atomically: the old one is set aside, the new one moved in, then the old one removed).")
 def generate(checkpoint, out, n_train, n_test, labels, fmt, seed, min_confidence, evaluate,
              data_dir, batch_size, device, overwrite) -> None:
     from mnistgan.data import load_dataset

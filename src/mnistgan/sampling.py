@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 from mnistgan.atomic import write_bytes_atomic
 from mnistgan.errors import UserError
@@ -28,6 +27,8 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def grid_png(images: torch.Tensor, nrow: int = 8) -> bytes:
     """A PNG of uint8 images (N, 28, 28) laid out `nrow` to a row, 2-pixel black borders."""
+    from torchvision.utils import make_grid  # lazy: torchvision costs `generate` ~1 s to import
+
     grid = make_grid(images.unsqueeze(1), nrow=nrow, padding=2, pad_value=0)  # (3, H, W) uint8
     buf = io.BytesIO()
     Image.fromarray(grid[0].numpy()).save(buf, format="PNG")
@@ -179,6 +180,8 @@ def latent_walk(sampler: Sampler, walks: int, steps: int, *, seed: int = 0,
 def walk_gif(walk: torch.Tensor) -> bytes:
     """A walk (walks, steps, 28, 28) as an animated GIF: frame t shows every walk at step t side
     by side, playing forward then back, so it loops without a jump."""
+    from torchvision.utils import make_grid  # lazy: torchvision costs `generate` ~1 s to import
+
     walks, steps = walk.shape[:2]
     order = list(range(steps)) + list(range(steps - 2, 0, -1))
     frames = [make_grid(walk[:, t].unsqueeze(1), nrow=walks, padding=2)[0].numpy() for t in order]
