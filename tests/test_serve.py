@@ -1,13 +1,12 @@
 """`mnistgan serve`: the API answers good requests with the right images and bad ones with a 4xx
 and one line, holds up under a burst, the CLI starts and stops it, and the page works in a real
-headless Chromium (set MNISTGAN_REQUIRE_BROWSER=1, as CI does, to fail instead of skipping
+headless Chromium (set MNISTGAN_REQUIRE_OPTIONAL=1, as CI does, to fail instead of skipping
 when no Chromium or chromedriver is installed)."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import signal
 import socket
@@ -262,7 +261,8 @@ def test_serve_command_starts_answers_and_stops_on_ctrl_c(run):
 
 
 def chrome():
-    """A headless Chromium under its driver, or a skip (a failure with MNISTGAN_REQUIRE_BROWSER)."""
+    """A headless Chromium under its driver, or a skip (a failure with
+    MNISTGAN_REQUIRE_OPTIONAL=1 or its alias MNISTGAN_REQUIRE_BROWSER=1)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     try:
@@ -272,9 +272,8 @@ def chrome():
         webdriver = None
     if not (browser and driver and webdriver):
         missing = "selenium" if webdriver is None else "chromium" if not browser else "chromedriver"
-        if os.environ.get("MNISTGAN_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"MNISTGAN_REQUIRE_BROWSER=1 but {missing} is not installed")
-        pytest.skip(f"{missing} is not installed (apt-get install chromium chromium-driver)")
+        conftest.skip_optional(
+            f"{missing} is not installed (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
