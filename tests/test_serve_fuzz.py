@@ -153,18 +153,18 @@ def raw_http(port: int, request: bytes) -> bytes:
 
 
 RAW = {  # name: (request bytes, the status class it must get)
-    "100 kB query": (b"GET /api/sample?n=" + b"1" * 100_000 + b" HTTP/1.1\r\nHost: 127.0.0.1"
-                     b"\r\nConnection: close\r\n\r\n", b"4"),
+    "100 kB query": (b"GET /api/sample?n=" + b"1" * 100_000
+                     + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", b"4"),
     "non-UTF-8 query": (b"GET /api/sample?digit=\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                        b"Connection: close\r\n\r\n", b"4"),
-    "non-UTF-8 path": (b"GET /\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close"
-                       b"\r\n\r\n", b"4"),
+                        + b"Connection: close\r\n\r\n", b"4"),
+    "non-UTF-8 path": (b"GET /\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                       b"4"),
     "non-UTF-8 host": (b"GET /api/model HTTP/1.1\r\nHost: \xff\r\nConnection: close\r\n\r\n",
                        b"4"),
     "100 kB header": (b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"y" * 100_000
                       + b"\r\nConnection: close\r\n\r\n", b"24"),
     "POST": (b"POST /api/sample HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n"
-             b"Connection: close\r\n\r\nabc", b"4"),
+             + b"Connection: close\r\n\r\nabc", b"4"),
     "garbage": (b"GARBAGE\r\n\r\n", b"4"),
 }
 
