@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import signal
 import socket
@@ -31,6 +32,7 @@ from mnistgan.sampling import Sampler, grid_png, load_generator
 from mnistgan.serve import Engine, create_app, model_info
 from mnistgan.serve.app import _bind
 
+ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"fid": 12.345, "kid": 0.5, "is": 3.21, "precision": 0.4, "recall": 0.3, "n": 2000,
            "real": {"fid": 0.118, "is": 9.8}}
 
@@ -218,6 +220,25 @@ def test_a_burst_of_concurrent_requests(server):
         answers = list(pool.map(lambda q: get(f"{server.url}/api/sample?{q}"), burst))
     assert [a[0] for a in answers] == [200] * len(burst)
     assert all(a[2] == expected[q] for q, a in zip(burst, answers))
+
+
+def test_soak_keeps_memory_flat_and_never_answers_5xx(run, tmp_path):
+    """benchmarks/serve_soak.py in miniature: 300 requests of the mixed load (grids, walks,
+    model, bad requests) from 8 threads after a 150-request warm-up; every status as expected,
+    and the process's RSS grows by less than a leak of each grid's tensors would add (~80 MiB)."""
+    out = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "serve_soak.py"), "--checkpoint", str(run),
+         "--requests", "300", "--warmup", "150", "--threads", "8", "--max-seconds", "240",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["requests"] == 300 and r["wrong_status"] == 0 and r["server_errors"] == 0
+    assert {"200", "400", "404", "422"} <= set(r["statuses"])  # good and bad requests both
+    assert r["rss_growth_mib"] < 25, r
+    assert "requests/s" in proc.stdout and "p99" in proc.stdout
 
 
 # -- the command -------------------------------------------------------------------------------
