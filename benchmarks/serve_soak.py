@@ -65,13 +65,15 @@ def request_for(i: int, seed: int) -> tuple[str, bool]:
 
 
 class Server:
-    """The app under uvicorn in a daemon thread on a free loopback port."""
+    """The app under uvicorn in a daemon thread on a free loopback port (`url`): real HTTP,
+    real sockets. tests/test_serve.py uses it too."""
 
     def __init__(self, app):
         import uvicorn
 
         self.sock = _bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)

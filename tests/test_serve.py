@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,34 +29,15 @@ from mnistgan.config import load_preset
 from mnistgan.models import build_models
 from mnistgan.sampling import Sampler, grid_png, load_generator
 from mnistgan.serve import Engine, create_app, model_info
-from mnistgan.serve.app import _bind
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"fid": 12.345, "kid": 0.5, "is": 3.21, "precision": 0.4, "recall": 0.3, "n": 2000,
            "real": {"fid": 0.118, "is": 9.8}}
 
 
-class LiveServer:
-    """The app under uvicorn in a thread, on a free loopback port: real HTTP, real sockets."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.sock = _bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.server.started, "the server did not start"
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+# The app under uvicorn in a thread on a free loopback port: the soak benchmark's server.
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from serve_soak import Server as LiveServer
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, str, bytes]:

@@ -108,8 +108,8 @@ def _gunzip_bounded(f: BinaryIO, name: str) -> bytes:
                 shape, header = parse_header(out, name)  # a bad header fails here, early
                 limit = header + math.prod(shape)
             if limit is not None and len(out) > limit:
-                raise IdxError(f"{name}: gzip data expands past the {limit} bytes its IDX "
-                               "header declares (a gzip bomb?); stopped reading")
+                raise IdxError(f"{name}: corrupt gzip data: expands past the {limit} bytes its "
+                               "IDX header declares (a gzip bomb?); stopped reading")
     except (EOFError, zlib.error) as e:
         raise IdxError(f"{name}: corrupt gzip data ({e})") from None
     return bytes(out)
