@@ -88,7 +88,7 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
     `IdxError`, having held at most the declared size plus one chunk in memory."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             if f.read(2) != GZIP_MAGIC:
                 f.seek(0)
                 return f.read()
