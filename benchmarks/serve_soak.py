@@ -55,7 +55,8 @@ def request_for(i: int, seed: int) -> tuple[str, bool]:
     roll = rng.random()
     digit = "" if rng.random() < 0.3 else f"digit={rng.randrange(10)}&"
     if roll < 0.7:
-        return f"/api/sample?{digit}n={rng.choice([1, 4, 16, 64])}&seed={rng.randrange(2**32)}", True
+        n, seed_ = rng.choice([1, 4, 16, 64]), rng.randrange(2**32)
+        return f"/api/sample?{digit}n={n}&seed={seed_}", True
     if roll < 0.8:
         return (f"/api/walk?{digit}walks={rng.randint(2, 4)}&steps={rng.randint(4, 8)}"
                 f"&seed_a={rng.randrange(1000)}&seed_b={rng.randrange(1000)}"), True
@@ -140,6 +141,7 @@ def soak(source: str | None, requests: int, threads: int, warmup: int, seed: int
     finally:
         server.close()
     latencies = sorted(r[0] for r in results)
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     statuses: dict[str, int] = {}
     for r in results:
         statuses[str(r[1])] = statuses.get(str(r[1]), 0) + 1
@@ -147,7 +149,7 @@ def soak(source: str | None, requests: int, threads: int, warmup: int, seed: int
             "threads": threads, "warmup": len(warm), "seconds": round(seconds, 2),
             "requests_per_s": round(len(results) / seconds, 1),
             "p50_ms": round(1000 * statistics.median(latencies), 2),
-            "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 2),
+            "p99_ms": round(1000 * p99, 2),
             "rss_before_mib": round(before, 1), "rss_after_mib": round(after, 1),
             "rss_growth_mib": round(after - before, 1), "statuses": statuses,
             "wrong_status": sum(not r[2] for r in results) + sum(not r[2] for r in warm),

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
-from conftest import run_cli
 
+from conftest import run_cli
 from mnistgan.cli import main
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import fake_arrays, run_cli, skip_optional, write_fake
 
+from conftest import fake_arrays, run_cli, skip_optional, write_fake
 from mnistgan import pretrained
 from mnistgan.cli import RESUMABLE, main
 from mnistgan.config import RunConfig
@@ -146,8 +146,8 @@ def test_losses_train_through_the_trainer(fake_dir, monkeypatch, optim, penalty)
     for _ in range(3):
         tr.train_step()
     assert torch.isfinite(tr.window).all() and tr.window_steps == 3
-    assert any(not torch.equal(a, b) for a, b in zip(g0, tr.G.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(d0, tr.D.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, tr.G.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, tr.D.parameters(), strict=True))
     if penalty is not None:
         assert len(calls) == 3 and all(math.isfinite(c) and c >= 0 for c in calls)
         assert any(c > 0 for c in calls)

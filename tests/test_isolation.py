@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import THREADS, require_optional, skip_optional
 
+from conftest import THREADS, require_optional, skip_optional
 from mnistgan.metrics.stats_cache import cache_dir
 
 MISSING = "mnistgan_no_such_module"

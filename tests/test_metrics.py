@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision.transforms.functional as TF
-from conftest import require_optional, skip_optional
 
+from conftest import require_optional, skip_optional
 from mnistgan.errors import UserError
 from mnistgan.metrics import (
     EVALUATOR_SHA256,

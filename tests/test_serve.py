@@ -19,12 +19,12 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import conftest
 import pytest
 import torch
-from conftest import run_cli
 from PIL import Image
 
+import conftest
+from conftest import run_cli
 from mnistgan.config import load_preset
 from mnistgan.models import build_models
 from mnistgan.sampling import Sampler, grid_png, load_generator
@@ -37,7 +37,7 @@ METRICS = {"fid": 12.345, "kid": 0.5, "is": 3.21, "precision": 0.4, "recall": 0.
 
 # The app under uvicorn in a thread on a free loopback port: the soak benchmark's server.
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from serve_soak import Server as LiveServer
+from serve_soak import Server as LiveServer  # noqa: E402
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, str, bytes]:
@@ -199,7 +199,7 @@ def test_a_burst_of_concurrent_requests(server):
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda q: get(f"{server.url}/api/sample?{q}"), burst))
     assert [a[0] for a in answers] == [200] * len(burst)
-    assert all(a[2] == expected[q] for q, a in zip(burst, answers))
+    assert all(a[2] == expected[q] for q, a in zip(burst, answers, strict=True))
 
 
 def test_soak_keeps_memory_flat_and_never_answers_5xx(run, tmp_path):

@@ -11,11 +11,11 @@ import json
 import socket
 from urllib.parse import quote_from_bytes
 
-import conftest
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import conftest
 from mnistgan.sampling import load_generator
 from mnistgan.serve import LIMITS, Engine, create_app, model_info
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import require_optional, run_cli, tiny_cdcgan_run
 
+from conftest import require_optional, run_cli, tiny_cdcgan_run
 from mnistgan.cli import main
 from mnistgan.config import RunConfig, load_preset, preset_names
 from mnistgan.config_file import read_config_file, to_toml

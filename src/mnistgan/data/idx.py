@@ -35,7 +35,7 @@ class IdxError(UserError):
 
 
 def decode_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse uncompressed IDX bytes into a uint8 array; raise `IdxError` naming `name` if invalid."""
+    """Parse uncompressed IDX bytes into a uint8 array; `IdxError` naming `name` if invalid."""
     shape, header = parse_header(data, name)
     expected = header + math.prod(shape)  # exact: a crafted shape cannot overflow it
     if len(data) != expected:
