@@ -305,7 +305,7 @@ def test_fingerprint_mismatch_names_the_file(fake_dir, capsys):
 
 def test_unreadable_directory_and_file(fake_dir, capsys, monkeypatch):
     raw = fake_dir / "MNIST" / "raw"
-    real_iterdir, real_read = Path.iterdir, Path.read_bytes
+    real_iterdir, real_open = Path.iterdir, Path.open
 
     def iterdir(self):  # as root, chmod cannot make a folder unreadable: refuse like the OS
         if self == raw:
@@ -317,12 +317,12 @@ def test_unreadable_directory_and_file(fake_dir, capsys, monkeypatch):
     one_line_error(code, err, str(raw), "cannot list (Permission denied)")
     monkeypatch.setattr(Path, "iterdir", real_iterdir)
 
-    def read_bytes(self):
+    def open_file(self, *args, **kwargs):  # the IDX reader streams the file through Path.open
         if self.name == "train-labels-idx1-ubyte":
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
-        return real_read(self)
+        return real_open(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(Path, "open", open_file)
     code, _, err = run_cli(capsys, "data", "--dataset", "idx", "--data-dir", str(fake_dir))
     one_line_error(code, err, "train-labels-idx1-ubyte: cannot read (Permission denied)")
 

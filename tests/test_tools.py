@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, tiny_cdcgan_run
 
+from conftest import require_optional, run_cli, tiny_cdcgan_run
 from mnistgan.cli import main
 from mnistgan.config import RunConfig, load_preset, preset_names
 from mnistgan.config_file import read_config_file, to_toml
@@ -137,7 +137,7 @@ def test_flags_override_a_partial_config_over_its_preset(tmp_path, capsys):
 
 
 def test_yaml_config(tmp_path, capsys):
-    pytest.importorskip("yaml")
+    require_optional("yaml")
     path = tmp_path / "mine.yaml"
     path.write_text("preset: dcgan\ntrain:\n  batch_size: 8\n")
     cfg = read_config_file(path)
@@ -189,7 +189,7 @@ def torch_images(sampler, z, labels=None) -> np.ndarray:
 
 
 def test_onnx_matches_pytorch_on_any_batch(cdcgan_run, tmp_path, capsys):
-    ort = pytest.importorskip("onnxruntime")
+    ort = require_optional("onnxruntime")
     from mnistgan.runtime import native_bf16
     from mnistgan.sampling import load_generator
 
@@ -220,7 +220,7 @@ def test_onnx_matches_pytorch_on_any_batch(cdcgan_run, tmp_path, capsys):
 
 
 def test_onnx_unconditional_takes_only_noise(fake_dir, tmp_path, capsys):
-    ort = pytest.importorskip("onnxruntime")
+    ort = require_optional("onnxruntime")
     from mnistgan.sampling import load_generator
 
     run = tmp_path / "run"
@@ -254,10 +254,53 @@ def test_onnx_missing_is_one_line(cdcgan_run, tmp_path, capsys, monkeypatch):
 
 
 def test_onnx_bad_out_folder(cdcgan_run, tmp_path, capsys):
-    pytest.importorskip("onnx")
+    require_optional("onnx")
     code, _, err = cli(capsys, "export-onnx", "--checkpoint", str(cdcgan_run),
                        "--out", str(tmp_path / "nope" / "g.onnx"))
     assert code == 2 and "does not exist" in err
+
+
+@pytest.mark.parametrize("fail_at", ["check", "write", "fsync", "rename"])
+def test_onnx_failure_leaves_the_old_file_and_no_temp(cdcgan_run, tmp_path, monkeypatch, fail_at):
+    """A failure at any step of the write: the old file stays whole, nothing else is left."""
+    onnx = require_optional("onnx")
+    from mnistgan import atomic
+    from mnistgan.onnx_export import export_generator
+    from mnistgan.sampling import load_generator
+
+    out = tmp_path / "g.onnx"
+    out.write_bytes(b"the old export")
+
+    def boom(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    target = {"check": (onnx.checker, "check_model"), "fsync": (atomic.os, "fsync"),
+              "rename": (atomic.os, "replace")}
+    if fail_at == "write":
+        monkeypatch.setattr(atomic, "open", lambda *a: _FailingFile(a[0]), raising=False)
+    else:
+        monkeypatch.setattr(*target[fail_at], boom)
+    with pytest.raises(OSError):
+        export_generator(load_generator(cdcgan_run), out)
+    assert out.read_bytes() == b"the old export"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.onnx"]
+
+
+class _FailingFile:
+    """A file that is created on disk and then fails its first write (a full disk)."""
+
+    def __init__(self, path):
+        self.f = open(path, "wb")  # noqa: SIM115
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[:10])
+        raise OSError(28, "No space left on device")
 
 
 # -- the notebook ------------------------------------------------------------------------------
@@ -265,9 +308,9 @@ def test_onnx_bad_out_folder(cdcgan_run, tmp_path, capsys):
 
 def test_quickstart_notebook_runs(fake_dir, tmp_path):
     """examples/quickstart.ipynb top to bottom, small: 20 steps on the fake data, offline."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
+    nbformat = require_optional("nbformat")
+    nbclient = require_optional("nbclient")
+    require_optional("ipykernel")
     nb = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
     env = {"MNISTGAN_NB_STEPS": "20", "MNISTGAN_NB_DATASET": "idx",
            "MNISTGAN_NB_DATA_DIR": str(fake_dir), "MNISTGAN_NB_EVAL_N": "64",

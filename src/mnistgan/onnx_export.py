@@ -8,18 +8,23 @@ ONNX consumer in another language wants plain fp32 and the checkpoint's weights 
              label  int64   (N,)         the digit 0-9 (conditional generators only)
     output   images float32 (N, 1, 28, 28) in [-1, 1]; (x + 1) * 127.5 gives 0-255 pixels
 
+The graph is built and checked in memory, then written through `atomic.py`: a failure leaves
+the old file, if any, whole and no temp file behind.
+
 `onnx` and `onnxruntime` are the optional extra `mnistgan[onnx]`.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import os
 import warnings
 from pathlib import Path
 
 import torch
 
+from mnistgan.atomic import write_bytes_atomic
 from mnistgan.errors import UserError
 
 OPSET = 17
@@ -63,13 +68,13 @@ def export_generator(sampler, out: str | os.PathLike) -> dict:
     args = (z, torch.zeros(2, dtype=torch.int64)) if conditional else (z,)
     names = ["z", "label"] if conditional else ["z"]
     axes = {name: {0: "batch"} for name in [*names, "images"]}
-    tmp = out.with_name(f".{out.name}.tmp")
+    buf = io.BytesIO()  # checked whole in memory, then written through atomic.py
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, args, str(tmp), input_names=names, output_names=["images"],
+        torch.onnx.export(net, args, buf, input_names=names, output_names=["images"],
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-    onnx.checker.check_model(onnx.load(str(tmp)))
-    os.replace(tmp, out)
+    onnx.checker.check_model(onnx.load_model_from_string(buf.getvalue()))
+    write_bytes_atomic(out, buf.getvalue())
     return {"path": str(out), "inputs": names, "z_dim": sampler.z_dim,
             "num_classes": sampler.num_classes, "opset": OPSET}
 

@@ -10,7 +10,8 @@ Every query parameter is declared with its bounds, so FastAPI validates it and d
 quietly give any digit). Every error, whatever its cause, answers JSON `{"error": "one line"}`
 with a 4xx status. FastAPI's `/docs` and `/redoc` pages are switched off: they load their
 scripts from a CDN, and this server's pages load nothing from elsewhere; the page itself lists
-the API, read from `/openapi.json`.
+the API, read from `/openapi.json`. A path with a trailing slash is a 404, not a redirect built
+from the request's Host header.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def create_app(engine: Engine, info: dict[str, Any], *, allowed_hosts: list[str]
     app = FastAPI(title="mnistgan serve", version=str(info.get("version", "")) or "0",
                   description="Samples from one trained MNIST generator, as PNG grids and GIF "
                               "latent walks. Errors answer JSON {\"error\": message}.",
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, redirect_slashes=False)
     _add_error_handlers(app)
     _check_host(app, allowed_hosts or LOOPBACK_NAMES)
     files = _static_files()
