@@ -1,6 +1,7 @@
 """The quality issue's ablation: recipes side by side at equal steps, scored on every figure.
 
-    python benchmarks/ablation.py --configs benchmarks/ablation/*.toml --steps 10000 --out runs/ablation
+    python benchmarks/ablation.py --configs benchmarks/ablation/*.toml --steps 10000 \\
+        --out runs/ablation
     python benchmarks/ablation.py --configs benchmarks/ablation/*.toml --out runs/ablation \\
         --score-only --checkpoint epoch-6.pt
 

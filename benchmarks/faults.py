@@ -125,12 +125,14 @@ def main() -> None:
         data = fake_data(root / "data")
         ref, run = root / "reference", root / "killed"
         t0 = time.time()
-        done = subprocess.run(command(args, ref, data, "new"), env={**os.environ, "OMP_NUM_THREADS": "1"},
+        done = subprocess.run(command(args, ref, data, "new"),
+                              env={**os.environ, "OMP_NUM_THREADS": "1"},
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         straight = time.time() - t0
         figures = kill_loop(args, rnd, run, data, straight)
-        want, got = state_tensors(ref / "checkpoints" / "last.pt"), state_tensors(run / "checkpoints" / "last.pt")
+        want = state_tensors(ref / "checkpoints" / "last.pt")
+        got = state_tensors(run / "checkpoints" / "last.pt")
         mismatches = sum(1 for k in want if k not in got or not torch.equal(want[k], got[k]))
         mismatches += len(set(got) - set(want))
         for name in ("generator.pth", "discriminator.pth"):

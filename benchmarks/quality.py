@@ -5,7 +5,8 @@
 
 Each preset is trained by `mnistgan train --preset P --max-minutes M` (one command per row, shown
 in the output; the minutes count all of training's wall-clock time, logging and checkpoints
-included), then the EMA generator (the plain one for seed) of its last checkpoint is scored by `mnistgan.metrics.evaluate`
+included), then the EMA generator (the plain one for seed) of its last checkpoint is scored by
+`mnistgan.metrics.evaluate`
 against the real test set. Prints a markdown table with the real-data baseline beside it and
 writes `OUT/quality.json`.
 """
@@ -46,7 +47,10 @@ def table(rows: dict[str, dict], minutes: float) -> str:
     real = next(iter(rows.values()))["real"]
     head = ("| preset | FID | IS | precision | recall | label agreement | images/s | steps |\n"
             "| --- | --- | --- | --- | --- | --- | --- | --- |")
-    fmt = lambda v, f: "n/a" if v is None else f.format(v)
+
+    def fmt(v, f):
+        return "n/a" if v is None else f.format(v)
+
     lines = [head]
     for name, r in rows.items():
         lines.append(f"| {name} ({minutes:g} min) | {r['fid']:.3f} | {r['is']:.2f} | "
@@ -59,7 +63,8 @@ def table(rows: dict[str, dict], minutes: float) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0, help="training minutes per preset")
     ap.add_argument("--presets", nargs="*", default=["seed", "dcgan", "cdcgan"])
     ap.add_argument("--configs", nargs="*", type=Path, default=[],

@@ -118,7 +118,8 @@ def test_evaluate_real_and_checkpoint_reports(capsys, tmp_path, monkeypatch, fak
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["evaluate", "--checkpoint", "x", "--real"], "at most one of --checkpoint, --samples or --real"),
+        (["evaluate", "--checkpoint", "x", "--real"], "at most one of --checkpoint, --samples or"
+                                                      " --real"),
         (["evaluate", "--real", "--samples", "x.npz"], "at most one of"),
         (["evaluate", "--real", "--n", "0"], "--n must be at least 1"),
         (["evaluate", "--samples", "missing.npz"], "missing.npz: no such file or folder"),

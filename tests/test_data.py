@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import fake_arrays, write_fake
 
+from conftest import fake_arrays, write_fake
 from mnistgan.data import load_dataset
 from mnistgan.data.batches import DeviceBatches, epoch_order, normalize
 from mnistgan.data.sources import RegistryPackage, TorchvisionDownload
@@ -53,7 +53,8 @@ def test_length_mismatch_is_an_error(tmp_path):
     arrays = fake_arrays()
     arrays["train_labels"] = arrays["train_labels"][:-1]
     write_fake(tmp_path, arrays)
-    with pytest.raises(UserError, match="train-images-idx3-ubyte has 96 images but train-labels-idx1-ubyte has 95 labels"):
+    with pytest.raises(UserError, match="train-images-idx3-ubyte has 96 images but "
+                                        "train-labels-idx1-ubyte has 95 labels"):
         load_dataset("idx", tmp_path)
 
 
@@ -121,4 +122,5 @@ def test_normalize_ranges():
     sym = normalize(x)
     assert sym.min() == -1 and sym.max() == 1
     tut = normalize(x, "tutorial")  # the tutorial's bug: real pixels reach 2.82
-    assert tut.min() == pytest.approx(-0.4242, abs=1e-3) and tut.max() == pytest.approx(2.8215, abs=1e-3)
+    assert tut.min() == pytest.approx(-0.4242, abs=1e-3)
+    assert tut.max() == pytest.approx(2.8215, abs=1e-3)

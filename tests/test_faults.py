@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import fake_arrays, run_cli, write_fake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import fake_arrays, run_cli, write_fake
 from mnistgan import losses
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.cli import main

@@ -46,7 +46,8 @@ def test_penalties_on_a_linear_critic():
     d, x = Linear(w), torch.randn(4, 1, 28, 28)
     norm2 = float((w**2).sum())
     assert r1_penalty(d, x, None).item() == pytest.approx(norm2)
-    assert gradient_penalty(d, x, x.flip(0), None).item() == pytest.approx((math.sqrt(norm2) - 1) ** 2)
+    expected = (math.sqrt(norm2) - 1) ** 2
+    assert gradient_penalty(d, x, x.flip(0), None).item() == pytest.approx(expected)
 
 
 def test_penalties_backpropagate_into_d():

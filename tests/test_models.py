@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from tutorial import discriminator, generator
 
 from mnistgan.config import ModelConfig
 from mnistgan.models import SeedDiscriminator, SeedGenerator, build_models
+from tutorial import discriminator, generator
 
 
 def n_params(m: torch.nn.Module) -> int:

@@ -9,12 +9,12 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-import conftest
 import pytest
 import torch
-from conftest import fake_arrays, write_fake
 from PIL import Image
 
+import conftest
+from conftest import fake_arrays, write_fake
 from mnistgan.cli import main
 from mnistgan.plots import curves_png, save_curves
 from mnistgan.sampling import latent_walk, load_generator, slerp

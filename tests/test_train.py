@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from tutorial import generator
 
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.cli import main
 from mnistgan.train import Trainer, lr_schedule
+from tutorial import generator
 
-LOG_KEYS = {"epoch", "step", "images", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "seconds"}
+LOG_KEYS = {"epoch", "step", "images", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s",
+    "seconds"}
 
 
 def train(*args: str) -> None:
@@ -68,8 +69,12 @@ def test_resume_is_bitwise(fake_dir, tmp_path, preset):
     a, b = weights_of(straight), weights_of(split)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
-    logs = [[json.loads(x) for x in (r / "log.jsonl").read_text().splitlines()] for r in (straight, split)]
-    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("images_per_s", "seconds")} for r in rs]
+    logs = [[json.loads(x) for x in (r / "log.jsonl").read_text().splitlines()]
+            for r in (straight, split)]
+
+    def strip(rs):
+        return [{k: v for k, v in r.items() if k not in ("images_per_s", "seconds")} for r in rs]
+
     assert strip(logs[0]) == strip(logs[1])
 
 
@@ -105,7 +110,8 @@ def _wait_for_step(run: Path, step: int, proc: subprocess.Popen, timeout: float 
     deadline = time.time() + timeout
     while time.time() < deadline:
         log = run / "log.jsonl"
-        if log.is_file() and any(json.loads(x)["step"] >= step for x in log.read_text().splitlines() if x.strip().endswith("}")):
+        lines = log.read_text().splitlines() if log.is_file() else []
+        if any(json.loads(x)["step"] >= step for x in lines if x.strip().endswith("}")):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)

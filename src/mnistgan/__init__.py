@@ -28,4 +28,5 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["Dataset", "RunConfig", "Trainer", "build_models", "load_dataset", "load_generator", "load_preset"]
+__all__ = ["Dataset", "RunConfig", "Trainer", "build_models", "load_dataset", "load_generator",
+    "load_preset"]

@@ -50,7 +50,8 @@ def save_state_dict(path: str | os.PathLike, state: dict[str, Any], what: str = 
         if "write" not in str(e).lower():
             raise
         kept = "; the previous file is kept" if path.is_file() else ""
-        raise UserError(f"{path}: cannot write {what} ({str(e).splitlines()[0][:200]}){kept}") from None
+        first = str(e).splitlines()[0][:200]
+        raise UserError(f"{path}: cannot write {what} ({first}){kept}") from None
 
 
 def remove_stale_temps(path: Path) -> None:
@@ -72,7 +73,7 @@ def _alive(pid: int) -> bool:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with `weights_only=True`; `UserError` if it is unsafe, damaged or foreign."""
+    """Load a checkpoint with `weights_only=True`; `UserError` if unsafe, damaged or foreign."""
     state = load_weights(path, map_location)
     if not isinstance(state, dict) or "format" not in state:
         raise UserError(f"{path}: not an mnistgan checkpoint")

@@ -51,32 +51,66 @@ Examples:
 
 
 @cli.command(help=TRAIN_EXAMPLES)
-@click.option("--preset", type=str, default=None, help=f"Preset name (default {DEFAULT_PRESET}); see `mnistgan presets`.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/PRESET-NNN, a new number each run).")
-@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this folder from its last checkpoint.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder given by --out (the old run is set aside, and deleted only once the new run has its first checkpoint).")
-@click.option("--epochs", type=int, default=None, help="Number of epochs (a pass over the training set each).")
-@click.option("--max-steps", type=int, default=None, help="Stop at this total step count of the run (across resumes).")
-@click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of training (across resumes).")
+@click.option("--preset", type=str, default=None, help=f"Preset name (default {DEFAULT_PRESET}); "
+                                                       f"see `mnistgan presets`.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run folder (default runs/PRESET-NNN, a new number each run).")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue the run in this folder from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder given by --out "
+                                                "(the old run is set aside, and deleted only once"
+                                                " the new run has its first checkpoint).")
+@click.option("--epochs", type=int, default=None, help="Number of epochs (a pass over the "
+                                                       "training set each).")
+@click.option("--max-steps", type=int, default=None, help="Stop at this total step count of the "
+                                                          "run (across resumes).")
+@click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of "
+                                                              "training (across resumes).")
 @click.option("--batch-size", type=int, default=None, help="Images per batch, for D and for G.")
 @click.option("--lr", type=float, default=None, help="Adam learning rate of both G and D.")
 @click.option("--seed", type=int, default=None, help="Seed of weights, noise and data order.")
-@click.option("--device", type=str, default=None, help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
-@click.option("--dataset", type=str, default=None, help="mnist, fashion-mnist, or idx (any folder of MNIST-format IDX files).")
-@click.option("--data-dir", type=str, default=None, help="Folder with IDX files, and where found data is cached (default ./data).")
-@click.option("--normalize", type=click.Choice(["symmetric", "tutorial"]), default=None, help="Pixel scaling: symmetric [-1,1] (default) or the tutorial's mean/std (its bug).")
-@click.option("--log-every", type=int, default=None, help="Steps between log lines (default 100, as the tutorial).")
-@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (each epoch end also saves one).")
-@click.option("--snapshot-every", type=int, default=None, help="Epochs between kept snapshots in checkpoints/.")
-@click.option("--eval-every", type=int, default=None, help="Steps between FID evaluations (kept in log.jsonl; best.pt keeps the best). 0: off.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None, help="auto (bf16 where the hardware has it: AMX/AVX-512-BF16 CPUs, Ampere+ GPUs; else fp32), fp32, bf16 autocast, or fp16 autocast with loss scaling (GPUs).")
-@click.option("--memory-format", type=click.Choice(["auto", "channels_last", "contiguous"]), default=None, help="Layout of G's and D's convolutions; auto: channels-last on CPUs, and on GPUs in bf16/fp16.")
-@click.option("--compile/--no-compile", default=None, help="torch.compile G and D for training (minutes of compiling first; see README, Speed).")
-@click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None, help="A NaN or inf loss or gradient: stop (default; the last good checkpoint is kept), or roll back to it with halved learning rates (at most 3 times).")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit without training.")
-@click.option("--config", type=click.Path(path_type=Path), default=None, help="A TOML (or YAML) file with the keys of RUN/config.json (preset, [data], [model], [optim], [train]); flags override it.")
-@click.option("--print-config", is_flag=True, help="Print the resolved config as TOML (a file --config reads back) and exit without training.")
-@click.option("--tensorboard", is_flag=True, help="Also write scalars and the fixed-noise grids to RUN/tensorboard/ (needs the tensorboard package); a resume keeps writing there.")
+@click.option("--device", type=str, default=None, help="auto (cuda, then mps, then cpu), cpu, "
+                                                       "cuda, cuda:N or mps.")
+@click.option("--dataset", type=str, default=None, help="mnist, fashion-mnist, or idx (any folder"
+                                                        " of MNIST-format IDX files).")
+@click.option("--data-dir", type=str, default=None, help="Folder with IDX files, and where found "
+                                                         "data is cached (default ./data).")
+@click.option("--normalize", type=click.Choice(["symmetric", "tutorial"]), default=None,
+              help="Pixel scaling: symmetric [-1,1] (default) or the tutorial's mean/std (its "
+                   "bug).")
+@click.option("--log-every", type=int, default=None, help="Steps between log lines (default 100, "
+                                                          "as the tutorial).")
+@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (each"
+                                                                 " epoch end also saves one).")
+@click.option("--snapshot-every", type=int, default=None, help="Epochs between kept snapshots in "
+                                                               "checkpoints/.")
+@click.option("--eval-every", type=int, default=None, help="Steps between FID evaluations (kept "
+                                                           "in log.jsonl; best.pt keeps the "
+                                                           "best). 0: off.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="auto (bf16 where the hardware has it: AMX/AVX-512-BF16 CPUs, Ampere+ GPUs; "
+                   "else fp32), fp32, bf16 autocast, or fp16 autocast with loss scaling (GPUs).")
+@click.option("--memory-format", type=click.Choice(["auto", "channels_last", "contiguous"]),
+              default=None,
+              help="Layout of G's and D's convolutions; auto: channels-last on CPUs, and on GPUs "
+                   "in bf16/fp16.")
+@click.option("--compile/--no-compile", default=None, help="torch.compile G and D for training "
+                                                           "(minutes of compiling first; see "
+                                                           "README, Speed).")
+@click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None,
+              help="A NaN or inf loss or gradient: stop (default; the last good checkpoint is "
+                   "kept), or roll back to it with halved learning rates (at most 3 times).")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit without "
+                                              "training.")
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="A TOML (or YAML) file with the keys of RUN/config.json (preset, [data], "
+                   "[model], [optim], [train]); flags override it.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config as TOML (a file "
+                                                   "--config reads back) and exit without "
+                                                   "training.")
+@click.option("--tensorboard", is_flag=True, help="Also write scalars and the fixed-noise grids "
+                                                  "to RUN/tensorboard/ (needs the tensorboard "
+                                                  "package); a resume keeps writing there.")
 def train(**opts: Any) -> None:
     from mnistgan.data import load_dataset
     from mnistgan.distributed import World
@@ -201,8 +235,10 @@ def _train(cfg: RunConfig, data, device, run, state, world, tensorboard: bool = 
 
 
 @cli.command()
-@click.option("--dataset", type=str, default="mnist", show_default=True, help="mnist, fashion-mnist or idx.")
-@click.option("--data-dir", type=str, default="data", show_default=True, help="Folder searched first, and where found data is cached.")
+@click.option("--dataset", type=str, default="mnist", show_default=True,
+              help="mnist, fashion-mnist or idx.")
+@click.option("--data-dir", type=str, default="data", show_default=True,
+              help="Folder searched first, and where found data is cached.")
 def data(dataset: str, data_dir: str) -> None:
     """Show where the data comes from, verify it, and count it.
 
@@ -230,21 +266,27 @@ animated GIF beside the PNG (OUT with .gif) plays every walk at once.
 \b
 Examples:
   mnistgan sample --checkpoint runs/cdcgan-000 --out grid.png
-  mnistgan sample --checkpoint runs/cdcgan-000/checkpoints/best.pt --digit 7 --seed 3 --out sevens.png
+  mnistgan sample --checkpoint runs/cdcgan-000/checkpoints/best.pt --digit 7 --out sevens.png
   mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --out walk.png   # + walk.gif
-  mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --digit 3 --walks 6 --steps 16 --out walk3.png
+  mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --digit 3 --walks 6 --out walk3.png
 """
 
 
 @cli.command(help=SAMPLE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run folder or checkpoint file.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
-@click.option("--digit", type=int, default=None, help="Draw only this digit (conditional generators).")
+@click.option("--digit", type=int, default=None, help="Draw only this digit (conditional "
+                                                      "generators).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed.")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-@click.option("--interpolate", is_flag=True, help="Write a latent walk (grid PNG + animated GIF beside it) instead of a grid.")
-@click.option("--walks", type=int, default=None, help="With --interpolate: walks, one per row (default 10, one per digit, or 8 unconditional).")
-@click.option("--steps", type=int, default=None, help="With --interpolate: steps per walk, the columns (default 10).")
+@click.option("--interpolate", is_flag=True, help="Write a latent walk (grid PNG + animated GIF "
+                                                  "beside it) instead of a grid.")
+@click.option("--walks", type=int, default=None, help="With --interpolate: walks, one per row "
+                                                      "(default 10, one per digit, or 8 "
+                                                      "unconditional).")
+@click.option("--steps", type=int, default=None, help="With --interpolate: steps per walk, the "
+                                                      "columns (default 10).")
 def sample(checkpoint: Path | None, out: Path, digit: int | None, seed: int, device: str,
            interpolate: bool, walks: int | None, steps: int | None) -> None:
     from mnistgan.runtime import resolve_device
@@ -277,7 +319,8 @@ def _sample_walk(sampler, out: Path, digit: int | None, seed: int, walks: int | 
     walks = (10 if sampler.num_classes else 8) if walks is None else walks
     _check_writable(out)
     png, gif = save_walk(out, latent_walk(sampler, walks, steps, seed=seed, digit=digit))
-    click.echo(f"wrote {png} and {gif} ({walks} walks x {steps} steps, slerp, from {sampler.source})")
+    click.echo(f"wrote {png} and {gif} ({walks} walks x {steps} steps, slerp, from "
+               f"{sampler.source})")
 
 
 def _grid_labels(digit: int | None):
@@ -322,16 +365,25 @@ Examples:
 
 
 @cli.command(help=EVALUATE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint to sample from (default: the bundled generator).")
-@click.option("--samples", type=click.Path(path_type=Path), default=None, help="An .npz (images, labels) or a folder of IDX files.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run folder or checkpoint to sample from (default: the bundled generator).")
+@click.option("--samples", type=click.Path(path_type=Path), default=None,
+              help="An .npz (images, labels) or a folder of IDX files.")
 @click.option("--real", is_flag=True, help="Score real training images: the baseline itself.")
 @click.option("--n", type=int, default=10_000, show_default=True, help="Number of samples.")
-@click.option("--cas", is_flag=True, help="Also train a classifier on the samples (CAS; needs labels).")
-@click.option("--cas-n", type=str, default=None, help="CAS at scale: comma-separated sample counts, e.g. 60000,600000; a classifier trained on each many fresh samples, beside real data's.")
-@click.option("--no-memorisation", is_flag=True, help="Skip the memorisation check (nearest training image of every sample).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report as JSON here.")
+@click.option("--cas", is_flag=True, help="Also train a classifier on the samples (CAS; needs "
+                                          "labels).")
+@click.option("--cas-n", type=str, default=None, help="CAS at scale: comma-separated sample "
+                                                      "counts, e.g. 60000,600000; a classifier "
+                                                      "trained on each many fresh samples, beside"
+                                                      " real data's.")
+@click.option("--no-memorisation", is_flag=True, help="Skip the memorisation check (nearest "
+                                                      "training image of every sample).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write the report as JSON here.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for --checkpoint.")
-@click.option("--data-dir", type=str, default="data", show_default=True, help="Where MNIST is found or cached.")
+@click.option("--data-dir", type=str, default="data", show_default=True,
+              help="Where MNIST is found or cached.")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
 def evaluate(checkpoint, samples, real, n, cas, cas_n, no_memorisation, json_out, seed, data_dir,
              device) -> None:
@@ -406,25 +458,41 @@ Examples:
   mnistgan generate --format hf --out synth-hf     # datasets.load_dataset('synth-hf')
   mnistgan generate --format keras --out synth-keras   # np.load('synth-keras/mnist.npz')
   mnistgan generate --checkpoint runs/cdcgan-000 --min-confidence 0.9 --evaluate --out synth-clean
-  mnistgan generate --checkpoint runs/cdcgan-000 --format png --n-train 1000 --n-test 0 --out synth-png
-  mnistgan generate --checkpoint runs/cdcgan-000 --labels 0,0,0,500,0,0,0,0,500,0 --out threes-eights
+  mnistgan generate --format png --n-train 1000 --n-test 0 --out synth-png
+  mnistgan generate --labels 0,0,0,500,0,0,0,0,500,0 --out threes-eights
 """
 
 
 @cli.command(help=GENERATE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file (default: the bundled generator).")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the data set into.")
-@click.option("--n-train", type=int, default=None, help="Training images (default 60000; a --labels list sets it).")
-@click.option("--n-test", type=int, default=10_000, show_default=True, help="Test images (0: none).")
-@click.option("--labels", type=str, default="balanced", show_default=True, help="balanced, mnist, or ten comma-separated counts for digits 0-9.")
-@click.option("--format", "fmt", type=click.Choice(["idx", "npz", "png", "hf", "keras"]), default="idx", show_default=True, help="idx (MNIST's files), npz, png (ImageFolder tree), hf (Parquet for datasets.load_dataset), or keras (mnist.npz).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of noise and label order.")
-@click.option("--min-confidence", type=float, default=None, help="Keep only images the evaluator gives at least this probability (0-1) for their label.")
-@click.option("--evaluate", is_flag=True, help="Score the training split against real MNIST (metrics and CAS) into the manifest.")
-@click.option("--data-dir", type=str, default="data", show_default=True, help="Where real MNIST is found or cached (for --evaluate).")
-@click.option("--batch-size", type=int, default=1000, show_default=True, help="Images per generator pass (speed and memory; never changes the output).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run folder or checkpoint file (default: the bundled generator).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the data set into.")
+@click.option("--n-train", type=int, default=None, help="Training images (default 60000; a "
+                                                        "--labels list sets it).")
+@click.option("--n-test", type=int, default=10_000, show_default=True,
+              help="Test images (0: none).")
+@click.option("--labels", type=str, default="balanced", show_default=True,
+              help="balanced, mnist, or ten comma-separated counts for digits 0-9.")
+@click.option("--format", "fmt", type=click.Choice(["idx", "npz", "png", "hf", "keras"]),
+              default="idx", show_default=True,
+              help="idx (MNIST's files), npz, png (ImageFolder tree), hf (Parquet for "
+                   "datasets.load_dataset), or keras (mnist.npz).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of noise and label order.")
+@click.option("--min-confidence", type=float, default=None, help="Keep only images the evaluator "
+                                                                 "gives at least this probability"
+                                                                 " (0-1) for their label.")
+@click.option("--evaluate", is_flag=True, help="Score the training split against real MNIST "
+                                               "(metrics and CAS) into the manifest.")
+@click.option("--data-dir", type=str, default="data", show_default=True,
+              help="Where real MNIST is found or cached (for --evaluate).")
+@click.option("--batch-size", type=int, default=1000, show_default=True,
+              help="Images per generator pass (speed and memory; never changes the output).")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to generate on.")
-@click.option("--overwrite", is_flag=True, help="Replace an earlier export in --out (atomically: the old one is set aside, the new one moved in, then the old one removed).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in --out (atomically: "
+                                                "the old one is set aside, the new one moved in, "
+                                                "then the old one removed).")
 def generate(checkpoint, out, n_train, n_test, labels, fmt, seed, min_confidence, evaluate,
              data_dir, batch_size, device, overwrite) -> None:
     from mnistgan.data import load_dataset
@@ -457,7 +525,8 @@ Examples:
 
 
 @cli.command("export-onnx", help=EXPORT_ONNX_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file (default: the generator bundled with mnistgan).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run folder or checkpoint file (default: the generator bundled with mnistgan).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="ONNX file to write.")
 def export_onnx(checkpoint: Path | None, out: Path) -> None:
     from mnistgan.onnx_export import export_generator, require_onnx
@@ -487,9 +556,12 @@ Examples:
 
 
 @cli.command(help=SERVE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file (default: the bundled generator).")
-@click.option("--host", type=str, default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 opens it to the network.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: any free port, printed at start).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run folder or checkpoint file (default: the bundled generator).")
+@click.option("--host", type=str, default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 opens it to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
 def serve(checkpoint: Path | None, host: str, port: int, device: str) -> None:
     from mnistgan.runtime import resolve_device
@@ -516,13 +588,19 @@ Examples:
 
 @cli.command(help=REPORT_HELP)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--n", type=int, default=10_000, show_default=True, help="Samples for the metrics (0: leave the metrics out).")
-@click.option("--cas", is_flag=True, help="Add CAS to the metrics (trains a small classifier, about 30 s).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed of the samples shown and scored.")
-@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist", show_default=True, help="The real data the metrics compare against.")
-@click.option("--data-dir", type=str, default="data", show_default=True, help="Where the real data is found or cached.")
+@click.option("--n", type=int, default=10_000, show_default=True,
+              help="Samples for the metrics (0: leave the metrics out).")
+@click.option("--cas", is_flag=True, help="Add CAS to the metrics (trains a small classifier, "
+                                          "about 30 s).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Noise seed of the samples shown and scored.")
+@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist", show_default=True,
+              help="The real data the metrics compare against.")
+@click.option("--data-dir", type=str, default="data", show_default=True,
+              help="Where the real data is found or cached.")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-def report(run: Path, n: int, cas: bool, seed: int, dataset: str, data_dir: str, device: str) -> None:
+def report(run: Path, n: int, cas: bool, seed: int, dataset: str, data_dir: str,
+           device: str) -> None:
     from mnistgan.data import load_dataset
     from mnistgan.run_report import write_report
     from mnistgan.runtime import resolve_device
@@ -541,9 +619,11 @@ def evaluator() -> None:
 
 
 @evaluator.command("train")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="safetensors file to write.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="safetensors file to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed.")
-@click.option("--data-dir", type=str, default="data", show_default=True, help="Where MNIST is found or cached.")
+@click.option("--data-dir", type=str, default="data", show_default=True,
+              help="Where MNIST is found or cached.")
 def evaluator_train(out: Path, seed: int, data_dir: str) -> None:
     """Retrain the evaluator (about 3.5 minutes on 2 CPU cores); seed 0 on 2 threads
     reproduces the shipped weights bit for bit.
@@ -598,17 +678,30 @@ def _bench_precisions(text: str, device) -> tuple[str, ...]:
 
 
 @cli.command(help=BENCH_EXAMPLES)
-@click.option("--seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Length of each timed window.")
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timed windows per row, after one warm-up window (the median is shown).")
-@click.option("--device", type=str, default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--precision", "precisions", type=str, default="auto", show_default=True, help="Comma-separated precisions for the mnistgan rows (fp32, bf16, fp16); auto: fp32, and bf16 where the device has it natively.")
-@click.option("--seed-batch-sizes", type=str, default="16,64", show_default=True, help="Comma-separated batch sizes for the seed preset's rows.")
-@click.option("--compile", "compiled", type=click.Choice(["off", "on", "both"]), default="off", show_default=True, help="Default-preset rows eager, compiled (torch.compile), or both.")
-@click.option("--generation/--no-generation", default=True, show_default=True, help="Also time generation and the evaluator's report.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write every figure (each window's rate too) to this JSON file.")
-@click.option("--report-n", type=click.IntRange(min=50), default=10_000, show_default=True, help="Samples in the timed evaluator report.")
-@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist", show_default=True, help="mnist, or idx (MNIST-format files in --data-dir/MNIST/raw).")
-@click.option("--data-dir", type=str, default="data", show_default=True, help="Where MNIST is, or is cached.")
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Length of each timed window.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed windows per row, after one warm-up window (the median is shown).")
+@click.option("--device", type=str, default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--precision", "precisions", type=str, default="auto", show_default=True,
+              help="Comma-separated precisions for the mnistgan rows (fp32, bf16, fp16); auto: "
+                   "fp32, and bf16 where the device has it natively.")
+@click.option("--seed-batch-sizes", type=str, default="16,64", show_default=True,
+              help="Comma-separated batch sizes for the seed preset's rows.")
+@click.option("--compile", "compiled", type=click.Choice(["off", "on", "both"]), default="off",
+              show_default=True,
+              help="Default-preset rows eager, compiled (torch.compile), or both.")
+@click.option("--generation/--no-generation", default=True, show_default=True,
+              help="Also time generation and the evaluator's report.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write every figure (each window's rate too) to this JSON file.")
+@click.option("--report-n", type=click.IntRange(min=50), default=10_000, show_default=True,
+              help="Samples in the timed evaluator report.")
+@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist", show_default=True,
+              help="mnist, or idx (MNIST-format files in --data-dir/MNIST/raw).")
+@click.option("--data-dir", type=str, default="data", show_default=True,
+              help="Where MNIST is, or is cached.")
 def bench(seconds, repeats, device, precisions, seed_batch_sizes, compiled, generation,
           json_out, report_n, dataset, data_dir) -> None:
     from mnistgan.bench import Options, run, table

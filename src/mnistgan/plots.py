@@ -38,7 +38,7 @@ def _epoch_ends(steps: list[Record]) -> list[int]:
 
 def _panel(ax, steps: list[Record], keys: tuple[str, ...], labels: tuple[str, ...], title: str):
     x = [r["step"] for r in steps]
-    for key, label in zip(keys, labels):
+    for key, label in zip(keys, labels, strict=True):
         ax.plot(x, [r[key] for r in steps], color=COLOURS[key], linewidth=1.4, label=label)
     ax.set_title(title, fontsize=11, loc="left")
     ax.set_xlabel("step")

@@ -221,7 +221,7 @@ def shares_html(report: dict) -> str:
     real = report.get("real", {}).get("class_share", [None] * 10)
     top = max([*report["class_share"], *(r for r in real if r is not None), 0.2])
     bars = []
-    for share, base in zip(report["class_share"], real):
+    for share, base in zip(report["class_share"], real, strict=True):
         gen = f'<div class="gen" style="height:{100 * share / top:.1f}%" title="{share:.1%}"></div>'
         ref = "" if base is None else (
             f'<div class="real" style="height:{100 * base / top:.1f}%" title="{base:.1%}"></div>')

@@ -116,7 +116,8 @@ class Trainer:
         self.noise = torch.Generator(device).manual_seed(t.seed)
         fixed = torch.Generator().manual_seed(t.seed + 1)
         self.fixed_z = torch.randn(t.grid_size, cfg.model.z_dim, generator=fixed).to(device)
-        self.fixed_y = (torch.arange(t.grid_size, device=device) // 10) % 10 if self.num_classes else None
+        rows = (torch.arange(t.grid_size, device=device) // 10) % 10
+        self.fixed_y = rows if self.num_classes else None
         self.batches = DeviceBatches(
             data.train_images, data.train_labels, batch_size=t.batch_size, seed=t.seed,
             device=device, normalize=cfg.data.normalize,
@@ -321,7 +322,8 @@ class Trainer:
     def _epoch_bar(self) -> Iterator[tqdm]:
         p, epochs = self.progress, self.cfg.train.epochs
         bar = tqdm(
-            total=self.batches.steps_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{epochs}",
+            total=self.batches.steps_per_epoch, initial=p.batch,
+                desc=f"epoch {p.epoch + 1}/{epochs}",
             unit="step", leave=False, disable=None if self.world.main else True, dynamic_ncols=True,
         )
         try:
@@ -360,7 +362,7 @@ class Trainer:
         if not any(flags):
             self.good_step = p.step
             return True
-        what = ", ".join(name for name, flag in zip(NONFINITE, flags) if flag)
+        what = ", ".join(name for name, flag in zip(NONFINITE, flags, strict=True) if flag)
         where = f"training diverged: non-finite {what} between steps {self.good_step} and {p.step}"
         last = None if self.run is None else self.run.last
         if last is None or not last.is_file():
@@ -393,7 +395,7 @@ class Trainer:
         """Write the window's means to log.jsonl and the tutorial's line to the console."""
         p, t = self.progress, self.cfg.train
         means = (self.window / max(self.window_steps, 1)).tolist()  # the one host sync
-        stats = dict(zip(STATS, means))
+        stats = dict(zip(STATS, means, strict=True))
         rate = self.window_steps * t.batch_size / max(p.seconds - self.window_began, 1e-9)
         record = {"epoch": p.epoch, "step": p.step, "images": p.images, **stats,
                   "images_per_s": rate, "seconds": p.seconds}
@@ -406,7 +408,8 @@ class Trainer:
             self.tensorboard.record(record)
         self.echo(
             "Epoch [{}/{}], d_loss: {:.6f}, g_loss: {:.6f} D real: {:.6f}, D fake: {:.6f}".format(
-                p.epoch, t.epochs, stats["d_loss"], stats["g_loss"], stats["d_real"], stats["d_fake"]
+                p.epoch, t.epochs, stats["d_loss"], stats["g_loss"], stats["d_real"],
+                    stats["d_fake"]
             )
         )
         return f"d={stats['d_loss']:.3f} g={stats['g_loss']:.3f} {rate:.0f} img/s"
@@ -572,7 +575,7 @@ class EMA:
     @torch.no_grad()
     def update(self, g: torch.nn.Module, updates: int) -> None:
         d = min(self.decay, (1 + updates) / (10 + updates))
-        for avg, cur in zip(self.module.parameters(), g.parameters()):
+        for avg, cur in zip(self.module.parameters(), g.parameters(), strict=True):
             avg.lerp_(cur, 1.0 - d)
-        for avg, cur in zip(self.module.buffers(), g.buffers()):
+        for avg, cur in zip(self.module.buffers(), g.buffers(), strict=True):
             avg.copy_(cur)

@@ -15,7 +15,8 @@ TUTORIAL_MEAN, TUTORIAL_STD = 0.1307, 0.3081
 
 
 def normalize(images: torch.Tensor, mode: str = "symmetric") -> torch.Tensor:
-    """uint8 [N, 28, 28] -> float [N, 1, 28, 28]: [-1, 1] ("symmetric") or the tutorial's scaling."""
+    """uint8 [N, 28, 28] -> float [N, 1, 28, 28]: [-1, 1] ("symmetric") or the tutorial's
+    scaling."""
     x = images.unsqueeze(1).float()
     if mode == "symmetric":
         return x.div_(127.5).sub_(1.0)

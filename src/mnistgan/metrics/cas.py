@@ -22,12 +22,11 @@ from mnistgan.errors import UserError
 from mnistgan.metrics.inputs import Samples
 from mnistgan.metrics.training import CAS_RECIPE, Recipe, classifier_accuracy, fit_classifier
 
-
 SCALE_FROM = 60_000  # MNIST's training-set size
 
 
 def recipe_for(n: int, recipe: Recipe = CAS_RECIPE) -> Recipe:
-    """The CAS recipe for n training images: the same image budget as `SCALE_FROM` images above it."""
+    """The CAS recipe for n training images: above `SCALE_FROM`, that many images' budget."""
     if n <= SCALE_FROM:
         return recipe
     return dataclasses.replace(recipe, epochs=max(1, round(recipe.epochs * SCALE_FROM / n)))

@@ -170,8 +170,10 @@ def load_evaluator(
     actual = hashlib.sha256(data).hexdigest()
     if sha256 is not None and actual != sha256:
         raise UserError(
-            f"evaluator weights {path} are corrupt or not the shipped ones: sha256 {actual[:12]}..., "
-            f"expected {sha256[:12]}... (reinstall mnistgan or retrain with `mnistgan evaluator train`)"
+            f"evaluator weights {path} are corrupt or not the shipped ones: sha256 "
+            f"{actual[:12]}..., "
+            f"expected {sha256[:12]}... (reinstall mnistgan or retrain with `mnistgan evaluator "
+            f"train`)"
         )
     net = ClassifierNet()
     try:

@@ -8,8 +8,8 @@ sets drawn from the same distribution and can be slightly negative.
 
 The estimate uses every pair of the two whole sets rather than the usual 100 random subsets of
 1,000: the same expectation with less variance, and no random draw. Kernel matrices are built in
-row chunks (kernel values in float32, their sums in float64), so 10k x 10k never sits in memory, and the
-real set's own term can be computed once and cached (`self_term`).
+row chunks (kernel values in float32, their sums in float64), so 10k x 10k never sits in memory,
+and the real set's own term can be computed once and cached (`self_term`).
 """
 
 from __future__ import annotations

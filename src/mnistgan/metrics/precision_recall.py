@@ -46,7 +46,7 @@ def precision_recall(
     fake_radii = knn_radii(fake, k, chunk)
     fake_inside = []
     real_covered = torch.zeros(len(real), dtype=torch.bool)
-    for rows, radii in zip(fake.split(chunk), fake_radii.split(chunk)):
+    for rows, radii in zip(fake.split(chunk), fake_radii.split(chunk), strict=True):
         dist = torch.cdist(rows, real)  # (chunk, N)
         fake_inside.append((dist <= real_radii[None, :]).any(dim=1))
         real_covered |= (dist <= radii[:, None]).any(dim=0)

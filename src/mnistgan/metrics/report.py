@@ -242,8 +242,8 @@ def cas_at_scale(samples: SampleSource, data: RealData, sizes: tuple[int, ...], 
         synthetic[str(m)] = classification_accuracy_score(
             drawn, data.test_images, data.test_labels, recipe=recipe, seed=seed)
         k = min(m, SCALE_FROM, len(data.train_images))
-        parts = {"n": k, "seed": seed, "recipe": repr(recipe_for(k)) + f" bf16={resolved_bf16(recipe_for(k))}",
-                 **_key_parts(data, evaluator)}
+        recipe_k = repr(recipe_for(k)) + f" bf16={resolved_bf16(recipe_for(k))}"
+        parts = {"n": k, "seed": seed, "recipe": recipe_k, **_key_parts(data, evaluator)}
 
         def compute(k: int = k) -> dict:
             subset = real_training_subset(data, k, seed)
@@ -319,7 +319,8 @@ def _fmt(value: object, spec: str) -> str:
 
 
 def format_report(report: dict) -> str:
-    """A readable table: each figure beside its real-data baseline, e.g. `FID 2.93 (real data: 1.10)`."""
+    """A readable table: each figure beside its real-data baseline, e.g.
+    `FID 2.93 (real data: 1.10)`."""
     real = report.get("real", {})
     n = report["n"]
     lines = [f"{n} samples vs the real MNIST test set; real data = {n} real training images"]

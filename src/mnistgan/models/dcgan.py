@@ -48,7 +48,8 @@ class _Norm(nn.Module):
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
         self.cond = num_classes > 0
-        self.norm = ConditionalBatchNorm2d(channels, num_classes) if self.cond else nn.BatchNorm2d(channels)
+        self.norm = (ConditionalBatchNorm2d(channels, num_classes) if self.cond
+                     else nn.BatchNorm2d(channels))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.norm(x, labels) if self.cond else self.norm(x)

@@ -47,7 +47,8 @@ class SeedGenerator(nn.Module):
 
 
 class SeedDiscriminator(nn.Module):
-    """x [N, 1, 28, 28] -> 5x5 convs 32, 64 with LeakyReLU 0.2 and 2x2 average pooling -> FC 1024 -> logit."""
+    """x [N, 1, 28, 28] -> 5x5 convs 32, 64 with LeakyReLU 0.2 and 2x2 average pooling ->
+    FC 1024 -> logit."""
 
     num_classes = 0
 

@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-
 from mnistgan.atomic import write_bytes_atomic
 from mnistgan.errors import UserError
 
@@ -40,7 +39,8 @@ def read_bundle(path: Path | None = None, sha256: str | None = None) -> tuple[di
     data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
-        raise UserError(f"{path}: sha256 {actual[:16]}... is not the bundled generator's; reinstall")
+        raise UserError(f"{path}: sha256 {actual[:16]}... is not the bundled generator's; "
+                        f"reinstall")
     state = safetensors.torch.load(data)
     with open(path, "rb") as f:  # the metadata sits in the header, as JSON strings
         header_len = int.from_bytes(f.read(8), "little")
