@@ -525,3 +525,36 @@ def test_fault_script_survives_kills(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["kills"] == 2 and figures["mismatches"] == 0 and figures["final_step"] == 12
     assert figures["log_equal"] and not figures["failures"]
+
+
+@pytest.mark.parametrize("plant", ["notes.txt", "checkpoints/notes.txt", "bad-config"])
+def test_overwrite_sets_aside_only_a_provable_run(fake_dir, tmp_path, capsys, plant):
+    run = tmp_path / "run"
+    run_cli(capsys, *train_args(fake_dir, run, "--max-steps", "2"))
+    if plant == "bad-config":
+        (run / "config.json").write_text('{"not": "a run config"}')
+    else:
+        (run / plant).write_text("a user's file")
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    code, _, err = run_cli(capsys, *train_args(fake_dir, run, "--max-steps", "2", "--overwrite"))
+    assert code == 2 and "not provably an mnistgan run" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
+    assert not (tmp_path / ".run.replaced").exists()
+
+
+@pytest.mark.parametrize("where", ["cwd", "parent", "home"])
+def test_out_at_the_working_or_home_folder_is_one_line(fake_dir, tmp_path, capsys, monkeypatch,
+                                                       where):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "precious.txt").write_text("keep me")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(work))
+    out = {"cwd": ".", "parent": "..", "home": str(work)}[where]
+    code, _, err = run_cli(capsys, *train_args(fake_dir, Path(out), "--max-steps", "2",
+                                               "--overwrite"))
+    assert code == 2 and "give a folder of its own" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (work / "precious.txt").read_text() == "keep me" and sorted(os.listdir(work)) == [
+        "precious.txt"]

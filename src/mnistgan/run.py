@@ -24,6 +24,20 @@ from mnistgan.config import RunConfig
 from mnistgan.errors import UserError
 
 
+# Everything mnistgan writes at the top of a run folder (hidden temp files aside).
+RUN_ENTRIES = frozenset({"config.json", "log.jsonl", "images", "checkpoints", "generator.pth",
+                         "discriminator.pth", "tensorboard", "metrics.json", "report.html"})
+
+
+def _refuse_odd_folder(path: Path) -> None:
+    """--out may not be the working folder, one above it, the home folder or the root: a run
+    there would mix with (and --overwrite would set aside) everything else in it."""
+    here, target = Path.cwd().resolve(), path.resolve()
+    if target == here or target in here.parents or target == Path.home().resolve():
+        raise UserError(f"--out {path}: is the working folder, the home folder or above them; "
+                        "give a folder of its own, such as runs/NAME")
+
+
 class RunDir:
     """Paths and small writers for one run folder."""
 
@@ -48,14 +62,17 @@ class RunDir:
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise UserError(f"--out {run.path}: exists and is not a directory")
+        _refuse_odd_folder(run.path)
         if run.path.is_dir() and any(run.path.iterdir()):
             if not overwrite:
                 raise UserError(
                     f"--out {run.path} already holds a run; use --resume {run.path} to continue "
                     "it or --overwrite to replace it"
                 )
-            if not run.config.is_file():
-                raise UserError(f"--overwrite: {run.path} is not a run folder; not deleting it")
+            why = run.not_a_run()
+            if why is not None:
+                raise UserError(f"--overwrite: {run.path} is not provably an mnistgan run "
+                                f"({why}); not touching it")
             run._move_aside()
         try:
             run.path.mkdir(parents=True, exist_ok=True)
@@ -65,6 +82,24 @@ class RunDir:
         except OSError as e:
             raise UserError(f"--out {run.path}: cannot create ({e.strerror or e})") from None
         return run
+
+    def not_a_run(self) -> str | None:
+        """None if this folder holds only what mnistgan writes into a run, with a config.json
+        that is a RunConfig; otherwise why not. `--overwrite` sets aside nothing else."""
+        try:
+            RunConfig.from_dict(json.loads(self.config.read_text(encoding="utf-8")))
+        except (OSError, ValueError, UserError):
+            return "no config.json of an mnistgan run"
+        foreign = sorted(p.name for p in self.path.iterdir()
+                         if p.name not in RUN_ENTRIES and not p.name.startswith("."))
+        if foreign:
+            return f"it also holds {foreign[0]!r}"
+        if self.checkpoints.is_dir():
+            odd = sorted(p.name for p in self.checkpoints.iterdir()
+                         if not (p.name.endswith(".pt") or p.name.startswith(".")))
+            if odd:
+                return f"checkpoints/ also holds {odd[0]!r}"
+        return None
 
     @property
     def replaced(self) -> Path:
