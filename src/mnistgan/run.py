@@ -23,7 +23,6 @@ from mnistgan.atomic import write_text_atomic
 from mnistgan.config import RunConfig
 from mnistgan.errors import UserError
 
-
 # Everything mnistgan writes at the top of a run folder (hidden temp files aside).
 RUN_ENTRIES = frozenset({"config.json", "log.jsonl", "images", "checkpoints", "generator.pth",
                          "discriminator.pth", "tensorboard", "metrics.json", "report.html"})
