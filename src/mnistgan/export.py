@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from mnistgan import __version__
+from mnistgan._version import __version__
 from mnistgan.data.idx import idx_header
 from mnistgan.errors import UserError
 from mnistgan.sampling import Sampler, to_uint8

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from mnistgan import __version__
+from mnistgan._version import __version__
 from mnistgan.atomic import write_text_atomic
 from mnistgan.errors import UserError
 from mnistgan.export import file_sha256

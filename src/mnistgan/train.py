@@ -15,15 +15,16 @@ import copy
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mnistgan import __version__
+from mnistgan._version import __version__
 from mnistgan.augment import augment, parse_policy
 from mnistgan.checkpoint import (
+    Progress,
     capture_rng,
     load_checkpoint,
     restore_rng,
@@ -44,17 +45,6 @@ from mnistgan.sampling import Sampler, eval_mode, save_grid, to_uint8
 STATS = ("d_loss", "g_loss", "d_real", "d_fake")
 NONFINITE = ("d_loss", "g_loss", "D's gradients", "G's gradients")
 MAX_ROLLBACKS, ROLLBACK_LR_FACTOR = 3, 0.5  # --on-nan rollback
-
-
-@dataclass
-class Progress:
-    step: int = 0  # optimizer steps done (one D and one G update each)
-    epoch: int = 0  # epoch in progress, 0-based
-    batch: int = 0  # batches of `epoch` done
-    images: int = 0  # real images seen
-    seconds: float = 0.0  # training time, summed across resumes
-    best_fid: float | None = None  # lowest in-training FID so far (checkpoints/best.pt)
-    rollbacks: int = 0  # --on-nan rollback: returns to the last good checkpoint so far
 
 
 class Trainer:

@@ -261,7 +261,7 @@ def serve(source: str | Path | None = None, *, host: str = "127.0.0.1", port: in
     until interrupted. A host that is not loopback is said aloud: the whole network can use it."""
     import uvicorn
 
-    from mnistgan import __version__
+    from mnistgan._version import __version__
 
     # A 64-image grid is a small batch: one thread does it in milliseconds, and on a busy CPU
     # more threads mostly wait on each other (6 ms against 200 ms measured on 2 shared cores).
