@@ -28,7 +28,7 @@ from mnistgan.export import ExportOptions, export_dataset
 from mnistgan.metrics import evaluate, format_report
 from mnistgan.run import RunDir
 from mnistgan.sampling import grid_png, load_generator
-from mnistgan.train import Trainer
+from mnistgan.trainer import Trainer
 
 STEPS = int(os.environ.get("MNISTGAN_NB_STEPS", "300"))       # training steps
 DATASET = os.environ.get("MNISTGAN_NB_DATASET", "mnist")       # mnist, or idx for a folder

@@ -15,7 +15,7 @@ import mnistgan.runtime as runtime
 from conftest import run_cli
 from mnistgan.config import load_preset
 from mnistgan.data import load_dataset
-from mnistgan.train import Trainer
+from mnistgan.trainer import Trainer
 
 CPU = torch.device("cpu")
 

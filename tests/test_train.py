@@ -16,7 +16,7 @@ from tutorial import generator
 
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.cli import main
-from mnistgan.train import Trainer, lr_schedule
+from mnistgan.trainer import Trainer, lr_schedule
 
 LOG_KEYS = {"epoch", "step", "images", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "seconds"}
 

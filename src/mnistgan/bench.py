@@ -97,7 +97,7 @@ def tutorial_flops(data_dir: str) -> float:
 
 
 def trainer(preset: str, data: Dataset, device: torch.device, **train):
-    from mnistgan.train import Trainer
+    from mnistgan.trainer import Trainer
 
     cfg = load_preset(preset).replace(train=train)
     return Trainer(cfg, data, device=device, echo=lambda _: None)

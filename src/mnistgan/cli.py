@@ -7,21 +7,15 @@ and exit status 2.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mnistgan.config import RunConfig, load_preset, preset_names, preset_summary
+from mnistgan.config import DEFAULT_PRESET, preset_names, preset_summary
 from mnistgan.errors import UserError
 
-DEFAULT_PRESET = "cdcgan"
-# Flags that only change how long or how verbosely a run goes on: a resume may change these.
-RESUMABLE = {"epochs", "max_steps", "max_minutes", "log_every", "checkpoint_every",
-             "snapshot_every", "device", "data_dir", "eval_every", "on_nan",
-             "precision", "memory_format", "compile"}  # where and how fast, not what, it trains
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -78,126 +72,23 @@ Examples:
 @click.option("--print-config", is_flag=True, help="Print the resolved config as TOML (a file --config reads back) and exit without training.")
 @click.option("--tensorboard", is_flag=True, help="Also write scalars and the fixed-noise grids to RUN/tensorboard/ (needs the tensorboard package); a resume keeps writing there.")
 def train(**opts: Any) -> None:
-    from mnistgan.data import load_dataset
-    from mnistgan.distributed import World
-    from mnistgan.runtime import resolve_device
+    from mnistgan import session  # lazy: torch, for this command only
 
-    if opts["tensorboard"]:
-        from mnistgan.tensorboard import require_tensorboard
+    outputs = {k: opts.pop(k) for k in ("dry_run", "print_config", "tensorboard")}
+    if outputs["dry_run"] or outputs["print_config"]:
+        cfg = session.plan(**opts, create=False).cfg
+        if outputs["print_config"]:
+            from mnistgan.config_file import to_toml  # lazy: tomli-w, for this flag only
 
-        require_tensorboard()  # before a run folder is made
-    cfg, run, state = _resolve_run(opts, create=World.from_env().main)
-    if opts["print_config"]:
-        from mnistgan.config_file import to_toml
-
-        click.echo(to_toml(cfg), nl=False)
+            click.echo(to_toml(cfg), nl=False)
+        else:
+            click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
-    if opts["dry_run"]:
-        click.echo(json.dumps(cfg.to_dict(), indent=2))
-        return
-    world = World.from_env()
-    device = world.device(resolve_device(cfg.train.device))
-    data = load_dataset(cfg.data.dataset, cfg.data.data_dir,
-                        log=click.echo if world.main else lambda _: None)
-    _train(cfg, data, device, run, state, world, tensorboard=opts["tensorboard"])
-
-
-def _resolve_run(opts: dict[str, Any], create: bool = True):
-    """(config, run folder or None for a dry run, checkpoint state or None). With `create`
-    False (a torchrun rank other than 0) no folder is made or kept: rank 0 owns the run."""
-    from mnistgan.checkpoint import load_checkpoint
-    from mnistgan.run import RunDir
-
-    overrides = _overrides(opts)
-    if opts["resume"] is not None:
-        given = [k for k, v in opts.items() if v not in (None, False) and k not in RESUMABLE]
-        # Output options, not the run's identity: --tensorboard may start or go on at a resume.
-        fixed = [k for k in given if k not in ("resume", "dry_run", "print_config", "tensorboard")]
-        if fixed:
-            name = fixed[0].replace("_", "-")
-            raise UserError(f"--{name} cannot change on --resume: the run's config fixes it")
-        run = RunDir.existing(opts["resume"])
-        state = load_checkpoint(run.last)
-        cfg = RunConfig.from_dict(state["config"]).replace(**overrides)
-        return cfg, run if create else None, state
-    if opts["config"] is not None:
-        from mnistgan.config_file import read_config_file
-
-        cfg = read_config_file(opts["config"], opts["preset"]).replace(**overrides)
-    else:
-        cfg = load_preset(opts["preset"] or DEFAULT_PRESET).replace(**overrides)
-    if opts["dry_run"] or opts["print_config"] or not create:
-        return cfg, None, None
-    out = opts["out"] or _next_run_dir(Path("runs"), cfg.preset)
-    return cfg, RunDir.create(out, cfg, overwrite=opts["overwrite"]), None
-
-
-def _overrides(opts: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    sections = {
-        "train": ("epochs", "max_steps", "max_minutes", "batch_size", "seed", "device", "log_every",
-                  "checkpoint_every", "snapshot_every", "eval_every", "precision", "on_nan",
-                  "memory_format", "compile"),
-        "data": ("dataset", "data_dir", "normalize"),
-    }
-    out = {s: {k: opts[k] for k in keys if opts[k] is not None} for s, keys in sections.items()}
-    if opts["lr"] is not None:
-        out["optim"] = {"lr_g": opts["lr"], "lr_d": opts["lr"]}
-    return {s: v for s, v in out.items() if v}
-
-
-def _next_run_dir(root: Path, preset: str) -> Path:
-    taken = {p.name for p in root.glob(f"{preset}-*")} if root.is_dir() else set()
-    n = 0
-    while f"{preset}-{n:03d}" in taken:
-        n += 1
-    return root / f"{preset}-{n:03d}"
-
-
-def _tensorboard_sink(run, state, asked: bool):
-    """A TensorBoardSink into RUN/tensorboard/ when asked, or on a resume of a run that has one;
-    None otherwise (and on torchrun ranks other than 0, which have no run folder)."""
-    if run is None or not (asked or (state is not None and (run.path / "tensorboard").is_dir())):
-        return None
-    from mnistgan.tensorboard import TensorBoardSink
-
-    # Steps after the checkpoint's are logged again by the resumed run, as log.jsonl's are.
-    purge = None if state is None else state["progress"]["step"] + 1
-    return TensorBoardSink(run.path / "tensorboard", purge_step=purge)
-
-
-def _train(cfg: RunConfig, data, device, run, state, world, tensorboard: bool = False) -> None:
-    from tqdm import tqdm
-
-    from mnistgan.train import Trainer
-
-    world.join(device)
-    sink = _tensorboard_sink(run, state, tensorboard)
-    trainer = Trainer(cfg, data, device=device, run=run, world=world,
-                      echo=tqdm.write if world.main else lambda _: None, tensorboard=sink)
-    if state is not None:
-        trainer.load_state_dict(state)
-    if run is not None:  # rank 0 (or the only process) speaks and writes
-        if state is not None:
-            run.truncate_log(trainer.progress.step)
-            click.echo(f"resumed {run.path} at step {trainer.progress.step}")
-        procs = f" x {world.size} processes" if world.distributed else ""
-        click.echo(f"training {cfg.preset} on {device}{procs} ({trainer.speed}) for "
-                   f"{trainer.total_steps()} steps -> {run.path}")
-    try:
-        outcome = trainer.fit()
-    finally:
-        world.leave()
-        if sink is not None:
-            sink.close()
-    step = trainer.progress.step
-    if run is None:
-        sys.exit(128 + trainer._stop_signal if outcome == "interrupted" else 0)
-    if outcome == "interrupted":
-        name = signal.Signals(trainer._stop_signal).name
-        click.echo(f"{name}: stopped at step {step}, checkpoint saved; resume with:\n"
-                   f"  mnistgan train --resume {run.path}", err=True)
-        sys.exit(128 + trainer._stop_signal)
-    click.echo(f"done: {step} steps; weights in {run.generator} and {run.discriminator}")
+    result = session.train(**opts, tensorboard=outputs["tensorboard"], log=click.echo)
+    if result.outcome.ended == "interrupted":
+        if result.run is not None:
+            click.echo(session.interrupted_message(result), err=True)
+        sys.exit(result.exit_status)
 
 
 @cli.command()

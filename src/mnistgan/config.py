@@ -19,6 +19,8 @@ from typing import Any
 from mnistgan.augment import parse_policy
 from mnistgan.errors import UserError
 
+DEFAULT_PRESET = "cdcgan"  # what `mnistgan train` and `mnistgan.train()` train without a preset
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -245,6 +247,7 @@ def load_preset(name: str) -> RunConfig:
 
 
 __all__ = [
+    "DEFAULT_PRESET",
     "DataConfig",
     "ModelConfig",
     "OptimConfig",

@@ -89,6 +89,5 @@ def save_curves(run_dir: str | os.PathLike) -> Path | None:
     if png is None:
         return None
     run.images.mkdir(parents=True, exist_ok=True)
-    path = run.images / "curves.png"
-    write_bytes_atomic(path, png)
-    return path
+    write_bytes_atomic(run.curves, png)
+    return run.curves

@@ -18,7 +18,6 @@ import base64
 import html
 import json
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +36,6 @@ from mnistgan.run import RunDir
 from mnistgan.sampling import Sampler, gif_bytes, grid_png, latent_walk, load_generator, walk_gif
 
 Log = Callable[[str], None]
-EPOCH_GRID = re.compile(r"fake_images-(\d+)\.png$")
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -62,30 +60,18 @@ def run_metrics(run: RunDir, sampler: Sampler, data, *, n: int, cas: bool, seed:
     key = {"checkpoint": source.name, "sha256": file_sha256(source) if source.is_file() else None,
            "n": n, "cas": cas, "seed": seed, "evaluator": EVALUATOR_SHA256,
            "dataset": data.fingerprint}
-    cache = run.path / "metrics.json"
-    if cache.is_file():
-        try:
-            cached = json.loads(cache.read_text(encoding="utf-8"))
-            if cached.get("key") == key:
-                return cached["report"]
-        except (OSError, ValueError):
-            pass  # a damaged cache is recomputed
+    cached = run.read_metrics(key)
+    if cached is not None:
+        return cached
     report = evaluate(lambda k: sampler.metric_samples(k, seed), data, n=n, cas=cas, log=log)
-    write_text_atomic(cache, json.dumps({"key": key, "report": report}, indent=2) + "\n")
+    run.write_metrics(key, report)
     return report
-
-
-def epoch_frames(run: RunDir) -> list[tuple[int, Path]]:
-    """(epoch, grid path) of every per-epoch grid, in epoch order."""
-    found = [(int(m.group(1)), p) for p in run.images.glob("fake_images-*.png")
-             if (m := EPOCH_GRID.search(p.name))]
-    return sorted(found)
 
 
 def epoch_animation(run: RunDir, total_epochs: int) -> bytes | None:
     """The per-epoch grids as one GIF, each frame captioned with its epoch; the last held."""
     frames = []
-    for epoch, path in epoch_frames(run):
+    for epoch, path in run.epoch_grids():
         grid = Image.open(path).convert("L")
         frame = Image.new("L", (grid.width, grid.height + 18), 0)
         frame.paste(grid, (0, 0))
@@ -174,7 +160,7 @@ def header_html(run: RunDir, cfg, sampler: Sampler, log: list[dict], report: dic
     sub = f"preset {cfg.preset} · {m.arch} ch={m.ch}, {kind} · {o.loss} loss · {t.precision}"
     stats = [
         _stat("steps", f"{last.get('step', 0):,}"),
-        _stat("epochs", f"{len(epoch_frames(run))} / {t.epochs}"),
+        _stat("epochs", f"{len(run.epoch_grids())} / {t.epochs}"),
         _stat("images seen", f"{last.get('images', 0):,}"),
         _stat("training time", f"{last.get('seconds', 0) / 60:.1f} min"),
     ]
@@ -296,8 +282,8 @@ def samples_html(run: RunDir, sampler: Sampler, data, seed: int) -> str:
     if data is not None:
         real = real_grid(data, bool(sampler.num_classes), seed)
         caption = "Real training images in the same layout."
-    elif (run.images / "real_images.png").is_file():
-        real, caption = (run.images / "real_images.png").read_bytes(), "Real training images."
+    elif run.real_grid.is_file():
+        real, caption = run.real_grid.read_bytes(), "Real training images."
     else:
         return gen
     real_fig = _figure(_img(real, "image/png", "real training images", 500), caption)
@@ -357,6 +343,5 @@ def write_report(run_dir: str | os.PathLike, data=None, *, n: int = 10_000, cas:
     footer = (f"Made by mnistgan {__version__} with <code>{command}</code>. Self-contained: "
               "every image is embedded; nothing is fetched.")
     head = header_html(run, cfg, sampler, run.read_log(), report)
-    path = run.path / "report.html"
-    write_text_atomic(path, page(f"mnistgan run {run.path.name}", head, sections, footer))
-    return path
+    write_text_atomic(run.report, page(f"mnistgan run {run.path.name}", head, sections, footer))
+    return run.report

@@ -16,7 +16,12 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from mnistgan.atomic import write_bytes_atomic
+from mnistgan.checkpoint import load_checkpoint
+from mnistgan.config import RunConfig
 from mnistgan.errors import UserError
+from mnistgan.models import build_models
+from mnistgan.pretrained import bundle_path, read_bundle
+from mnistgan.run import RunDir
 from mnistgan.runtime import native_bf16, resolve_precision
 
 
@@ -204,13 +209,7 @@ def _frozen_copy(generator: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Mod
 def load_generator(source: str | os.PathLike | None = None, device: str = "cpu") -> Sampler:
     """A `Sampler` from a run folder (its best.pt, else last.pt), a checkpoint file, or, with no
     source, the pretrained generator bundled with the package."""
-    from mnistgan.checkpoint import load_checkpoint
-    from mnistgan.config import RunConfig
-    from mnistgan.models import build_models
-
     if source is None:
-        from mnistgan.pretrained import bundle_path, read_bundle
-
         weights, meta = read_bundle()
         cfg = RunConfig.from_dict(meta["config"])
         g, _ = build_models(cfg.model)
@@ -218,8 +217,7 @@ def load_generator(source: str | os.PathLike | None = None, device: str = "cpu")
         return Sampler(g, cfg, device=torch.device(device), source=f"bundled {bundle_path().name}")
     path = Path(source)
     if path.is_dir():
-        best, last = path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"
-        path = best if best.is_file() else last
+        path = RunDir(path).sample_checkpoint()
     state = load_checkpoint(path)
     cfg = RunConfig.from_dict(state["config"])
     g, _ = build_models(cfg.model)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from mnistgan.errors import UserError
+from mnistgan.run import RunDir
 
 # log.jsonl key -> TensorBoard tag; records' other keys (epoch, images, seconds, ...) are not
 # curves worth a chart of their own.
@@ -71,4 +72,14 @@ class TensorBoardSink:
         self.writer.close()
 
 
-__all__ = ["GRID_TAG", "TAGS", "TensorBoardSink", "require_tensorboard"]
+def open_sink(run: RunDir | None, resumed_step: int | None, asked: bool) -> TensorBoardSink | None:
+    """A sink into RUN/tensorboard/ when asked, or on a resume of a run that has one; None
+    otherwise (and with no run folder: a torchrun rank other than 0)."""
+    if run is None or not (asked or (resumed_step is not None and run.tensorboard.is_dir())):
+        return None
+    # Steps after the checkpoint's are logged again by the resumed run, as log.jsonl's are.
+    purge = None if resumed_step is None else resumed_step + 1
+    return TensorBoardSink(run.tensorboard, purge_step=purge)
+
+
+__all__ = ["GRID_TAG", "TAGS", "TensorBoardSink", "open_sink", "require_tensorboard"]

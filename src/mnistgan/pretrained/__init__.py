@@ -20,6 +20,7 @@ from typing import Any
 
 from mnistgan.atomic import write_bytes_atomic
 from mnistgan.errors import UserError
+from mnistgan.run import RunDir
 
 BUNDLE_NAME = "generator.safetensors"
 BUNDLE_SHA256 = "14336b09b817b3f6472e56001ee5a07cff13af3bc085e08c101eaf15ec49a030"
@@ -56,7 +57,7 @@ def write_bundle(run: Path, out: Path, metrics: dict | None = None, command: str
     from mnistgan.checkpoint import load_checkpoint
 
     run = Path(run)
-    state = load_checkpoint(run if run.is_file() else run / "checkpoints" / "last.pt")
+    state = load_checkpoint(run if run.is_file() else RunDir(run).last)
     weights = state["ema"] or state["generator"]
     weights = {k: v.contiguous() for k, v in weights.items()}
     meta = {"config": state["config"], "progress": state["progress"], "metrics": metrics or {},

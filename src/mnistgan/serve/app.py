@@ -16,7 +16,6 @@ the API, read from `/openapi.json`.
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
 import socket
 import threading
@@ -32,6 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistgan.errors import UserError
+from mnistgan.run import RunDir
 from mnistgan.sampling import Sampler, grid_png, latent_walk, load_generator, walk_gif
 
 LIMITS = {"n": 256, "walks": 16, "steps": 64, "seed": 2**32 - 1}
@@ -84,9 +84,9 @@ def model_info(sampler: Sampler, source: str | Path | None) -> dict[str, Any]:
         meta = read_bundle()[1]
         name = f"bundled {sampler.cfg.preset} generator"
     else:
-        run = _run_folder(Path(source))
-        name = run.name if run is not None else Path(source).name
-        meta["metrics"] = _run_metrics(run) if run is not None else {}
+        run = RunDir.of(source)
+        name = run.path.name if run is not None else Path(source).name
+        meta["metrics"] = (run.read_metrics() if run is not None else None) or {}
     metrics = meta.get("metrics") or {}
     real = metrics.get("real") or {}
     rows = [{"label": label, "value": spec.format(metrics[key]), "note": note,
@@ -98,21 +98,6 @@ def model_info(sampler: Sampler, source: str | Path | None) -> dict[str, Any]:
             "progress": meta.get("progress"), "command": meta.get("command") or None,
             "metrics": rows, "metrics_n": metrics.get("n"), "config": sampler.cfg.to_dict(),
             "limits": LIMITS}
-
-
-def _run_folder(path: Path) -> Path | None:
-    """The run folder of a run folder or of a checkpoint inside RUN/checkpoints/."""
-    if path.is_dir():
-        return path
-    return path.parent.parent if path.parent.name == "checkpoints" else None
-
-
-def _run_metrics(run: Path) -> dict:
-    """The report cached in RUN/metrics.json by `mnistgan report`, or {} when there is none."""
-    try:
-        return json.loads((run / "metrics.json").read_text(encoding="utf-8"))["report"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -15,7 +15,7 @@ import copy
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +45,22 @@ from mnistgan.sampling import Sampler, eval_mode, save_grid, to_uint8
 STATS = ("d_loss", "g_loss", "d_real", "d_fake")
 NONFINITE = ("d_loss", "g_loss", "D's gradients", "G's gradients")
 MAX_ROLLBACKS, ROLLBACK_LR_FACTOR = 3, 0.5  # --on-nan rollback
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How `Trainer.fit` ended: "finished" (the configured end, or --max-minutes) or
+    "interrupted" (by `signal`, SIGINT or SIGTERM), after `step` steps; a checkpoint is saved
+    either way."""
+
+    ended: str
+    step: int
+    signal: int | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """The process's exit status by convention: 0, or 128 + the signal number."""
+        return 0 if self.signal is None else 128 + self.signal
 
 
 class Trainer:
@@ -261,8 +277,8 @@ class Trainer:
         """A signal or the time limit, agreed by every rank (a collective under torchrun)."""
         return self.world.agree(self._stop_signal is not None or self.out_of_time(), self.device)
 
-    def fit(self) -> str:
-        """Train to the configured end; returns "finished" or "interrupted"."""
+    def fit(self) -> Outcome:
+        """Train to the configured end, or until SIGINT/SIGTERM; returns how it ended."""
         p, total = self.progress, self.total_steps()
         if p.step == 0:
             self.draw_real()
@@ -276,7 +292,8 @@ class Trainer:
                     self.end_epoch()
         self.checkpoint()
         self.save_weights()
-        return "finished" if self._stop_signal is None else "interrupted"
+        ended = "finished" if self._stop_signal is None else "interrupted"
+        return Outcome(ended, p.step, self._stop_signal)
 
     def _run_epoch(self, bar: tqdm, total: int) -> None:
         p, t = self.progress, self.cfg.train
@@ -453,7 +470,7 @@ class Trainer:
         if self.run is not None:
             n = min(self.cfg.train.grid_size, len(self.batches.images))
             idx = self.batches.order(0)[:n]
-            save_grid(self.run.images / "real_images.png", self.batches.images[idx].cpu())
+            save_grid(self.run.real_grid, self.batches.images[idx].cpu())
 
     def draw_fake(self, epoch: int) -> None:
         if self.run is not None:
