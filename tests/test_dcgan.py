@@ -8,7 +8,7 @@ import torch
 from mnistgan.config import ModelConfig, RunConfig
 from mnistgan.errors import UserError
 from mnistgan.models import build_models
-from mnistgan.trainer import EMA
+from mnistgan.optim import EMA
 
 
 def conditional(**kw):

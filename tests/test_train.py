@@ -16,7 +16,8 @@ from tutorial import generator
 
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.cli import main
-from mnistgan.trainer import Trainer, lr_schedule
+from mnistgan.optim import lr_schedule
+from mnistgan.trainer import Trainer
 
 LOG_KEYS = {"epoch", "step", "images", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "seconds"}
 
