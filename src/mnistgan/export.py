@@ -701,7 +701,7 @@ def export_dataset(
     `mnistgan.metrics.evaluate` against the real test set, CAS included, and the report goes
     into the manifest. Nothing appears in `out` unless the whole export succeeds.
     """
-    from mnistgan.metrics.report import MIN_SAMPLES
+    from mnistgan.metrics.evaluation import MIN_SAMPLES
 
     plan, out, log = check_options(options), Path(out), log or (lambda _: None)
     if real_data is not None and sum(plan["train"]) < MIN_SAMPLES:

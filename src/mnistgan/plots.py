@@ -47,6 +47,7 @@ def _panel(ax, steps: list[Record], keys: tuple[str, ...], labels: tuple[str, ..
 
 def curves_png(records: list[Record]) -> bytes | None:
     """The curves as PNG bytes, or None when the log has no training records yet."""
+    # lazy: matplotlib (about a second), only when curves are drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

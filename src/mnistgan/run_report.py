@@ -29,11 +29,19 @@ from mnistgan._version import __version__
 from mnistgan.atomic import write_text_atomic
 from mnistgan.errors import UserError
 from mnistgan.export import file_sha256
-from mnistgan.metrics import ALARM_MAX_SHARE, ALARM_MIN_SHARE
-from mnistgan.metrics.report import _ROWS as METRIC_ROWS  # (label, key, format, meaning)
-from mnistgan.plots import split_log
+from mnistgan.metrics import ALARM_MAX_SHARE, ALARM_MIN_SHARE, EVALUATOR_SHA256, evaluate
+from mnistgan.metrics.registry import METRICS
+from mnistgan.plots import save_curves, split_log
 from mnistgan.run import RunDir
-from mnistgan.sampling import Sampler, gif_bytes, grid_png, latent_walk, load_generator, walk_gif
+from mnistgan.sampling import (
+    Sampler,
+    gif_bytes,
+    grid_png,
+    latent_walk,
+    load_generator,
+    sample_grid,
+    walk_gif,
+)
 
 Log = Callable[[str], None]
 
@@ -54,8 +62,6 @@ def _img(data: bytes, mime: str, alt: str, width: int | None = None, pixelated: 
 def run_metrics(run: RunDir, sampler: Sampler, data, *, n: int, cas: bool, seed: int,
                 log: Log | None = None) -> dict:
     """`mnistgan.metrics.evaluate` on the generator, cached in RUN/metrics.json."""
-    from mnistgan.metrics import EVALUATOR_SHA256, evaluate
-
     source = Path(sampler.source)
     key = {"checkpoint": source.name, "sha256": file_sha256(source) if source.is_file() else None,
            "n": n, "cas": cas, "seed": seed, "evaluator": EVALUATOR_SHA256,
@@ -87,9 +93,8 @@ def epoch_animation(run: RunDir, total_epochs: int) -> bytes | None:
 
 def final_grid(sampler: Sampler, seed: int) -> bytes:
     """A fresh grid: 10x10, row r digit r, for a conditional generator; else 8x8."""
-    if sampler.num_classes:
-        return grid_png(sampler.sample(100, torch.arange(100) // 10, seed=seed), nrow=10)
-    return grid_png(sampler.sample(64, seed=seed), nrow=8)
+    images, nrow = sample_grid(sampler, seed)
+    return grid_png(images, nrow=nrow)
 
 
 
@@ -176,19 +181,15 @@ def header_html(run: RunDir, cfg, sampler: Sampler, log: list[dict], report: dic
             f'<div class="stats">{"".join(stats)}</div></div></header>')
 
 
-def _fmt(value: object, spec: str) -> str:
-    return "–" if value is None else spec.format(value)
-
-
 def metrics_html(report: dict) -> str:
     real = report.get("real", {})
     rows = []
-    for label, key, spec, meaning in METRIC_ROWS:
-        if key in report:
-            rows.append(f"<tr><td>{html.escape(label)}</td>"
-                        f'<td class="num run">{_fmt(report[key], spec)}</td>'
-                        f'<td class="num">{_fmt(real.get(key), spec)}</td>'
-                        f'<td class="meaning">{html.escape(meaning)}</td></tr>')
+    for m in METRICS:
+        if m.key in report:
+            rows.append(f"<tr><td>{html.escape(m.label)}</td>"
+                        f'<td class="num run">{m.show(report[m.key], "–")}</td>'
+                        f'<td class="num">{m.show(real.get(m.key), "–")}</td>'
+                        f'<td class="meaning">{html.escape(m.note)}</td></tr>')
     alarm = '<span class="alarm">yes</span>' if report["collapse_alarm"] else "no"
     rows.append(f'<tr><td>collapse alarm</td><td class="num run">{alarm}</td><td class="num">'
                 f'{"yes" if real.get("collapse_alarm") else "no"}</td><td class="meaning">'
@@ -291,8 +292,6 @@ def samples_html(run: RunDir, sampler: Sampler, data, seed: int) -> str:
 
 
 def training_html(run: RunDir, cfg, sampler: Sampler, seed: int) -> str:
-    from mnistgan.plots import save_curves
-
     parts = []
     curves = save_curves(run.path)
     if curves is not None:

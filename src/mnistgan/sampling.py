@@ -1,5 +1,6 @@
-"""Drawing from generators: uint8 conversion, PNG grids and GIFs, `Sampler` / `load_generator`,
-and latent walks (`latent_walk`, `save_walk`)."""
+"""Sampling from generators, and rendering what they make: `Sampler` / `load_generator`, the
+standard grid (`sample_grid`), latent walks (`latent_walk`); uint8 conversion, PNG grids and
+GIFs (`grid_png`, `save_grid`, `walk_gif`, `save_walk`)."""
 
 from __future__ import annotations
 
@@ -138,6 +139,19 @@ class Sampler:
             return self.sample(n, seed=seed)
         labels = torch.arange(n) % 10
         return self.sample(n, labels, seed=seed), labels
+
+
+def sample_grid(sampler: Sampler, seed: int = 0, digit: int | None = None) -> tuple[torch.Tensor, int]:
+    """(uint8 images, images per row) of the standard grid: 10x10 with row r digit r (or every
+    cell `digit`) for a conditional generator, 8x8 for an unconditional one."""
+    if digit is not None and not 0 <= digit <= 9:
+        raise UserError(f"--digit must be 0-9, got {digit}")
+    if sampler.num_classes:
+        labels = torch.full((100,), digit) if digit is not None else torch.arange(100) // 10
+        return sampler.sample(100, labels, seed=seed), 10
+    if digit is not None:
+        raise UserError("--digit needs a conditional generator; this one is unconditional")
+    return sampler.sample(64, seed=seed), 8
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import torch
+from torchvision.utils import make_grid
 
 from mnistgan.errors import UserError
 from mnistgan.run import RunDir
@@ -34,6 +35,7 @@ MISSING = "--tensorboard needs the tensorboard package: pip install 'mnistgan[te
 def require_tensorboard() -> None:
     """Raise a one-line `UserError` if the tensorboard package is missing: before a run starts."""
     try:
+        # lazy: the tensorboard extra
         import tensorboard  # noqa: F401
     except ImportError:
         raise UserError(MISSING) from None
@@ -44,6 +46,7 @@ class TensorBoardSink:
 
     def __init__(self, logdir: str | os.PathLike, *, purge_step: int | None = None):
         try:
+            # lazy: the tensorboard extra
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise UserError(MISSING) from None
@@ -62,8 +65,6 @@ class TensorBoardSink:
 
     def grid(self, images: torch.Tensor, nrow: int, step: int) -> None:
         """uint8 images (N, 28, 28) as one grid image at `step`, laid out as the PNG grids."""
-        from torchvision.utils import make_grid
-
         grid = make_grid(images.unsqueeze(1), nrow=nrow, padding=2, pad_value=0)  # (3, H, W)
         self.writer.add_image(GRID_TAG, grid[:1], step, dataformats="CHW")
         self.writer.flush()

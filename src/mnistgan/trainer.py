@@ -24,6 +24,7 @@ from mnistgan.data import Dataset
 from mnistgan.distributed import World
 from mnistgan.errors import Diverged, UserError
 from mnistgan.metrics import check_collapse, fid_score, load_evaluator
+from mnistgan.metrics.registry import BY_KEY
 from mnistgan.recorder import Recorder
 from mnistgan.run import RunDir
 from mnistgan.sampling import Sampler, to_uint8
@@ -242,7 +243,7 @@ class Trainer(GANSteps):
         record = {"epoch": p.epoch, "step": p.step, "images": p.images, "seconds": p.seconds,
                   "fid": fid, "eval_samples": len(images), "class_share": balance.share}
         self.recorder.record(record)
-        self.echo(f"step {p.step}: FID {fid:.3f} on {len(images)} samples")
+        self.echo(f"step {p.step}: FID {BY_KEY['fid'].show(fid)} on {len(images)} samples")
         if (warning := balance.warning()) is not None:
             self.echo(f"warning: {warning}")
         if p.best_fid is None or fid < p.best_fid:

@@ -18,14 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from mnistgan.atomic import write_bytes_atomic
-from mnistgan.errors import UserError
+from mnistgan.errors import IdxError
 
 UBYTE = 0x08
 MAX_NDIM = 4
-
-
-class IdxError(UserError):
-    """An IDX file that is unreadable, truncated or not what it claims to be."""
 
 
 def decode_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:

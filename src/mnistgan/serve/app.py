@@ -30,7 +30,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mnistgan._version import __version__
 from mnistgan.errors import UserError
+from mnistgan.metrics.registry import present
+from mnistgan.pretrained import read_bundle
 from mnistgan.run import RunDir
 from mnistgan.sampling import Sampler, grid_png, latent_walk, load_generator, walk_gif
 
@@ -75,12 +78,8 @@ class Engine:
 def model_info(sampler: Sampler, source: str | Path | None) -> dict[str, Any]:
     """What the page shows beside the grid: name, config, training progress, the command that
     made it and its metrics (the bundle's metadata, or RUN/metrics.json when the run has one)."""
-    from mnistgan.metrics.report import _ROWS as METRIC_ROWS  # (label, key, format, meaning)
-
     meta: dict[str, Any] = {}
     if source is None:
-        from mnistgan.pretrained import read_bundle
-
         meta = read_bundle()[1]
         name = f"bundled {sampler.cfg.preset} generator"
     else:
@@ -89,9 +88,8 @@ def model_info(sampler: Sampler, source: str | Path | None) -> dict[str, Any]:
         meta["metrics"] = (run.read_metrics() if run is not None else None) or {}
     metrics = meta.get("metrics") or {}
     real = metrics.get("real") or {}
-    rows = [{"label": label, "value": spec.format(metrics[key]), "note": note,
-             "real": spec.format(real[key]) if real.get(key) is not None else "-"}
-            for label, key, spec, note in METRIC_ROWS if metrics.get(key) is not None]
+    rows = [{"label": m.label, "value": m.show(metrics[m.key]), "note": m.note,
+             "real": m.show(real.get(m.key))} for m in present(metrics)]
     return {"name": name, "source": sampler.source, "preset": sampler.cfg.preset,
             "conditional": bool(sampler.num_classes), "num_classes": sampler.num_classes,
             "z_dim": sampler.z_dim, "parameters": sum(p.numel() for p in sampler.G.parameters()),
@@ -244,9 +242,8 @@ def serve(source: str | Path | None = None, *, host: str = "127.0.0.1", port: in
           device: str = "cpu", log: Callable[[str], None] = print) -> None:
     """Load the generator (the bundled one when `source` is None), then serve it on host:port
     until interrupted. A host that is not loopback is said aloud: the whole network can use it."""
+    # lazy: uvicorn, only when a server runs
     import uvicorn
-
-    from mnistgan._version import __version__
 
     # A 64-image grid is a small batch: one thread does it in milliseconds, and on a busy CPU
     # more threads mostly wait on each other (6 ms against 200 ms measured on 2 shared cores).
