@@ -53,20 +53,15 @@ class RunDir:
     """Paths and small writers for one run folder."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.config = self.path / "config.json"
-        self.log = self.path / "log.jsonl"
-        self.images = self.path / "images"
-        self.checkpoints = self.path / "checkpoints"
-        self.last = self.checkpoints / "last.pt"
-        self.best = self.checkpoints / "best.pt"
-        self.generator = self.path / "generator.pth"
-        self.discriminator = self.path / "discriminator.pth"
-        self.real_grid = self.images / "real_images.png"
-        self.curves = self.images / "curves.png"
-        self.metrics = self.path / "metrics.json"
-        self.report = self.path / "report.html"
-        self.tensorboard = self.path / "tensorboard"
+        p = self.path = Path(path)
+        self.config, self.log = p / "config.json", p / "log.jsonl"
+        self.images, self.checkpoints = p / "images", p / "checkpoints"
+        self.last, self.best = self.checkpoints / "last.pt", self.checkpoints / "best.pt"
+        # plain state dicts, as the tutorial saves them
+        self.generator, self.discriminator = p / "generator.pth", p / "discriminator.pth"
+        self.real_grid, self.curves = self.images / "real_images.png", self.images / "curves.png"
+        self.metrics, self.report = p / "metrics.json", p / "report.html"
+        self.tensorboard = p / "tensorboard"
 
     @classmethod
     def of(cls, source: str | os.PathLike) -> RunDir | None:

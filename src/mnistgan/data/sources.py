@@ -164,7 +164,7 @@ def _stop_zarr_io_thread() -> None:
     with a 0.2 s join; on a busy CPU (or after Ctrl-C) that join times out and the exit prints
     a traceback ("Cannot close a running event loop"). zarr starts a new one if used again."""
     try:
-        from zarr.core import sync
+        from zarr.core import sync  # lazy: zarr is an optional source
 
         loop, thread = sync.loop[0], sync.iothread[0]
         if loop is not None and thread is not None:
