@@ -8,6 +8,8 @@ Run as a script to print the figures: `python tests/test_layout.py`.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,15 +37,11 @@ class Module:
     functions: list[tuple[str, int, int]] = field(default_factory=list)  # (name, line, length)
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+def _module_name(path: Path, src: Path = SRC) -> str:
+    parts = list(path.relative_to(src).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
-
-
-def _is_package(name: str, known: set[str]) -> bool:
-    return any(k.startswith(name + ".") for k in known)
 
 
 def _targets(node: ast.AST, current: str, is_pkg: bool, known: set[str]) -> list[str]:
@@ -97,10 +95,10 @@ def _marked(source_lines: list[str], line: int) -> bool:
 
 def scan(src: Path = SRC) -> dict[str, Module]:
     paths = sorted((src / PACKAGE).rglob("*.py"))
-    known = {_module_name(p) for p in paths}
+    known = {_module_name(p, src) for p in paths}
     modules = {}
     for path in paths:
-        name = _module_name(path)
+        name = _module_name(path, src)
         text = path.read_text(encoding="utf-8")
         tree = ast.parse(text)
         parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
@@ -241,6 +239,18 @@ def test_no_function_over_60_lines():
     long = [fn for fn in figures(scan())["long_functions"]
             if fn[0].rsplit(".", 1)[0] not in EXEMPT_MODULE_LINES]
     assert long == []
+
+
+def test_help_imports_no_torch():
+    """`mnistgan --help` (and `mnistgan train --help`) load click and the CLI, not PyTorch."""
+    probe = ("import sys\nfrom mnistgan.cli import main\n"
+             "for argv in (['--help'], ['train', '--help']):\n"
+             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in ('torch', 'numpy', 'PIL') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from mnistgan.augment import parse_policy
 from mnistgan.errors import UserError
 
 DEFAULT_PRESET = "cdcgan"  # what `mnistgan train` and `mnistgan.train()` train without a preset
@@ -177,6 +176,8 @@ def _at_least_1(pairs: list[tuple[str, int]]) -> None:
 
 
 def _validate_optim(o: OptimConfig, t: TrainConfig) -> None:
+    from mnistgan.augment import parse_policy  # lazy: augment imports torch
+
     for key, value in [("optim.lr_g", o.lr_g), ("optim.lr_d", o.lr_d)]:
         if not value > 0:
             raise UserError(f"{key} must be positive, got {value}")
