@@ -24,7 +24,7 @@ from mnistgan.config import load_preset
 from mnistgan.data import load_dataset
 from mnistgan.data.idx import write_idx
 from mnistgan.data.sources import SPLIT_FILES
-from mnistgan.train import Trainer
+from mnistgan.trainer import Trainer
 
 
 def median_seconds(fn, repeats: int) -> float:

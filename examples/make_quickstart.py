@@ -21,14 +21,12 @@ from pathlib import Path
 import torch
 from IPython.display import Image, display
 
-from mnistgan.config import load_preset
+import mnistgan
 from mnistgan.data import load_dataset
 from mnistgan.errors import UserError
 from mnistgan.export import ExportOptions, export_dataset
 from mnistgan.metrics import evaluate, format_report
-from mnistgan.run import RunDir
-from mnistgan.sampling import grid_png, load_generator
-from mnistgan.train import Trainer
+from mnistgan.sampling import grid_png, load_generator, sample_grid
 
 STEPS = int(os.environ.get("MNISTGAN_NB_STEPS", "300"))       # training steps
 DATASET = os.environ.get("MNISTGAN_NB_DATASET", "mnist")       # mnist, or idx for a folder
@@ -45,10 +43,7 @@ it (its sha256 is checked); a 10x10 grid has one row per digit.
 **If this mnistgan has no bundled generator** (a development checkout before one is made),
 the cell says so and the grid is drawn in section 2 from the small run trained there instead."""),
     new_code_cell("""def show_grid(sampler, seed=0):
-    if sampler.num_classes:
-        images, nrow = sampler.sample(100, torch.arange(100) // 10, seed=seed), 10
-    else:
-        images, nrow = sampler.sample(64, seed=seed), 8
+    images, nrow = sample_grid(sampler, seed)  # 10x10, row r digit r (8x8 if unconditional)
     display(Image(grid_png(images, nrow)))
 
 try:
@@ -62,18 +57,14 @@ except UserError as e:
 
 The `cdcgan` preset (class-conditional DCGAN, hinge loss, EMA), here in fp32 with a short run.
 The run folder holds the config, `log.jsonl`, grids and a checkpoint that `--resume` continues:
-the same as `mnistgan train --preset cdcgan --max-steps STEPS`."""),
+the same as `mnistgan train --preset cdcgan --max-steps STEPS`, and the same code."""),
     new_code_cell("""data = load_dataset(DATASET, DATA_DIR, log=print)
-cfg = load_preset("cdcgan").replace(
-    data={"dataset": DATASET, "data_dir": DATA_DIR},
-    train={"max_steps": STEPS, "batch_size": 64, "precision": "fp32", "device": "cpu",
-           "log_every": max(STEPS // 5, 1), "grid_size": 100},
-)
-run = RunDir.create(WORK / "run", cfg, overwrite=True)
-trainer = Trainer(cfg, data, device=torch.device("cpu"), run=run, echo=print)
-print(trainer.fit(), "after", trainer.progress.step, "steps")
+result = mnistgan.train("cdcgan", out=WORK / "run", overwrite=True, data=data,
+                        dataset=DATASET, data_dir=DATA_DIR, max_steps=STEPS, batch_size=64,
+                        precision="fp32", device="cpu", log_every=max(STEPS // 5, 1))
+print(result.outcome)  # resume with mnistgan.train(resume=result.run, max_steps=...)
 
-mine = load_generator(run.path)
+mine = load_generator(result.run)
 show_grid(mine)
 sampler = bundled or mine  # what the next sections score and export"""),
     new_markdown_cell("""## 3. How good are the digits?

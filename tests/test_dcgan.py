@@ -8,7 +8,7 @@ import torch
 from mnistgan.config import ModelConfig, RunConfig
 from mnistgan.errors import UserError
 from mnistgan.models import build_models
-from mnistgan.train import EMA
+from mnistgan.optim import EMA
 
 
 def conditional(**kw):
@@ -68,7 +68,7 @@ def test_ema_warms_up_then_averages_and_copies_buffers():
 
 def test_trainer_teaches_the_class_head_on_real_digits(fake_dir):
     from mnistgan.data import load_dataset
-    from mnistgan.train import Trainer
+    from mnistgan.trainer import Trainer
 
     cfg = RunConfig.from_dict({
         "model": {"arch": "dcgan", "ch": 8, "num_classes": 10, "aux_classifier": True},

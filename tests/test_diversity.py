@@ -15,7 +15,8 @@ from mnistgan.metrics.cas import recipe_for
 from mnistgan.metrics.memorisation import memorisation, nearest_training
 from mnistgan.models import build_models
 from mnistgan.models.dcgan import minibatch_std
-from mnistgan.train import Trainer, lr_schedule
+from mnistgan.optim import lr_schedule
+from mnistgan.trainer import Trainer
 
 
 def digits(n: int, seed: int = 0) -> torch.Tensor:

@@ -76,7 +76,7 @@ def test_nan_gradient_alone_is_caught(fake_dir, tmp_path):
     from mnistgan.data import load_dataset
     from mnistgan.errors import Diverged
     from mnistgan.run import RunDir
-    from mnistgan.train import Trainer
+    from mnistgan.trainer import Trainer
 
     cfg = load_preset("seed").replace(train={"max_steps": 9, "batch_size": 8, "log_every": 3,
                                              "checkpoint_every": 3}, data={"dataset": "idx"})
@@ -128,7 +128,7 @@ def test_rollback_gives_up_after_three(fake_dir, tmp_path, capsys, monkeypatch):
 
 def test_the_finite_check_syncs_only_at_boundaries(fake_dir, tmp_path, monkeypatch, capsys):
     """The flags are read where the run logs or checkpoints, not every step."""
-    from mnistgan.train import Trainer
+    from mnistgan.trainer import Trainer
 
     reads = []
     real = Trainer.healthy

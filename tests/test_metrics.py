@@ -41,7 +41,7 @@ from mnistgan.metrics import (
     real_reference,
 )
 from mnistgan.metrics.evaluator import default_weights_path, file_sha256
-from mnistgan.metrics.training import random_shift
+from mnistgan.metrics.recipes import random_shift
 
 
 @pytest.fixture(scope="module", autouse=True)

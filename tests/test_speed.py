@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 
 import mnistgan.runtime as runtime
-from conftest import run_cli
 from mnistgan.config import load_preset
 from mnistgan.data import load_dataset
-from mnistgan.train import Trainer
+from mnistgan.trainer import Trainer
 
 CPU = torch.device("cpu")
 
@@ -52,7 +52,7 @@ def test_auto_precision_is_bf16_only_where_bf16_is_native(monkeypatch, fake_data
 @pytest.mark.parametrize("native", [True, False])
 def test_metrics_use_bf16_only_where_native(monkeypatch, native):
     import mnistgan.metrics.evaluator as evaluator
-    import mnistgan.metrics.training as training
+    import mnistgan.metrics.recipes as training
 
     monkeypatch.setattr(evaluator, "native_bf16", lambda device: native)
     monkeypatch.setattr(training, "native_bf16", lambda device: native)

@@ -265,7 +265,7 @@ def test_onnx_failure_leaves_the_old_file_and_no_temp(cdcgan_run, tmp_path, monk
     """A failure at any step of the write: the old file stays whole, nothing else is left."""
     onnx = require_optional("onnx")
     from mnistgan import atomic
-    from mnistgan.onnx_export import export_generator
+    from mnistgan.onnx import export_generator
     from mnistgan.sampling import load_generator
 
     out = tmp_path / "g.onnx"

@@ -15,7 +15,8 @@ import torch
 
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.cli import main
-from mnistgan.train import Trainer, lr_schedule
+from mnistgan.optim import lr_schedule
+from mnistgan.trainer import Trainer
 from tutorial import generator
 
 LOG_KEYS = {"epoch", "step", "images", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s",

@@ -9,10 +9,27 @@ full disk leaves the old file, if any, untouched and removes the temp file. A ki
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from mnistgan.errors import UserError
+
+
+def check_writable(path: str | os.PathLike, flag: str = "--out") -> None:
+    """A one-line `UserError` now, before any work, if a file cannot be written at `path`."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise UserError(f"{flag} {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory")
+
+
+def write_json_atomic(path: str | os.PathLike, data: object) -> None:
+    """`data` as indented JSON, written atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def temp_path(path: Path) -> Path:

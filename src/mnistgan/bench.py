@@ -25,13 +25,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from mnistgan.config import load_preset
+from mnistgan.config import DEFAULT_PRESET, load_preset
 from mnistgan.data import Dataset
+from mnistgan.metrics import evaluate, load_evaluator
+from mnistgan.models.seed import SeedDiscriminator, SeedGenerator
 from mnistgan.runtime import cpu_flags, native_bf16, native_precision
+from mnistgan.sampling import load_generator
+from mnistgan.trainer import Trainer
 
-DEFAULT_PRESET = "cdcgan"
 SHOWN_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16")
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -57,11 +62,8 @@ def sync(device: torch.device) -> None:
 
 def tutorial_steps(data_dir: str, device: torch.device) -> Iterator[int]:
     """The tutorial's training loop, yielding the images of each iteration."""
-    from torch import nn
-    from torch.utils.data import DataLoader
+    # lazy: torchvision's MNIST loader, for the tutorial's row only
     from torchvision import datasets, transforms
-
-    from mnistgan.models.seed import SeedDiscriminator, SeedGenerator
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     loader = DataLoader(datasets.MNIST(data_dir, transform=tf), batch_size=16, shuffle=True)
@@ -98,8 +100,6 @@ def tutorial_flops(data_dir: str) -> float:
 
 
 def trainer(preset: str, data: Dataset, device: torch.device, **train):
-    from mnistgan.train import Trainer
-
     cfg = load_preset(preset).replace(train=train)
     return Trainer(cfg, data, device=device, echo=lambda _: None)
 
@@ -165,9 +165,6 @@ def measure(rows: list[Row], device: torch.device, seconds: float, repeats: int,
 def generation(data: Dataset, device: torch.device, seconds: float, repeats: int,
                eval_n: int) -> tuple[float, float]:
     """(images/s of the bundled generator, seconds of a full metric report on eval_n samples)."""
-    from mnistgan.metrics import evaluate, load_evaluator
-    from mnistgan.sampling import load_generator
-
     sampler = load_generator(device=str(device))
     labels = torch.arange(1000) % 10
 

@@ -4,7 +4,8 @@ A checkpoint is a plain dict of tensors and Python values, so it loads with
 `torch.load(weights_only=True)`: a file that needs anything else unpickled (code, classes) is
 refused before any of it runs. It carries a format number; a file from a newer mnistgan, one
 missing part of the state, one whose config this mnistgan cannot build, or whose weights do not
-fit that config, is one clear `UserError` naming the file and the mismatch.
+fit that config, is one clear `UserError` naming the file and the mismatch. `Progress`, the
+run's position (step, epoch, batch, images, seconds), is part of this format.
 
 A write that fails (a full disk) is one `UserError` too: the temp file is removed and the
 previous checkpoint stays in place. Temp files left by a killed writer (`.NAME.tmp-PID` of a
@@ -24,10 +25,25 @@ import numpy as np
 import torch
 
 from mnistgan.atomic import atomic_open
+from mnistgan.config import RunConfig
 from mnistgan.errors import CheckpointMismatch, UserError
+from mnistgan.models import build_models
 
 FORMAT = 1
 REQUIRED = ("format", "config", "progress", "generator", "discriminator", "opt_g", "opt_d", "rng")
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where a run stands; saved as the checkpoint's `progress` (a plain dict of these fields)."""
+
+    step: int = 0  # optimizer steps done (one D and one G update each)
+    epoch: int = 0  # epoch in progress, 0-based
+    batch: int = 0  # batches of `epoch` done
+    images: int = 0  # real images seen
+    seconds: float = 0.0  # training time, summed across resumes
+    best_fid: float | None = None  # lowest in-training FID so far (checkpoints/best.pt)
+    rollbacks: int = 0  # --on-nan rollback: returns to the last good checkpoint so far
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
@@ -92,10 +108,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 def check_compatible(state: dict[str, Any], path: str | os.PathLike) -> None:
     """`CheckpointMismatch` unless this mnistgan can build the checkpoint's config, its weights
     fit the models that config builds (names and shapes), and its progress record is known."""
-    from mnistgan.config import RunConfig
-    from mnistgan.models import build_models
-    from mnistgan.train import Progress
-
     try:
         cfg = RunConfig.from_dict(state["config"])
     except UserError as e:

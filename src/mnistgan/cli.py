@@ -7,21 +7,16 @@ and exit status 2.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mnistgan.config import RunConfig, load_preset, preset_names, preset_summary
+from mnistgan.atomic import check_writable, write_json_atomic
+from mnistgan.cli_generator import COMMANDS
+from mnistgan.config import DEFAULT_PRESET, preset_names, preset_summary
 from mnistgan.errors import UserError
-
-DEFAULT_PRESET = "cdcgan"
-# Flags that only change how long or how verbosely a run goes on: a resume may change these.
-RESUMABLE = {"epochs", "max_steps", "max_minutes", "log_every", "checkpoint_every",
-             "snapshot_every", "device", "data_dir", "eval_every", "on_nan",
-             "precision", "memory_format", "compile"}  # where and how fast, not what, it trains
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -112,126 +107,23 @@ Examples:
                                                   "to RUN/tensorboard/ (needs the tensorboard "
                                                   "package); a resume keeps writing there.")
 def train(**opts: Any) -> None:
-    from mnistgan.data import load_dataset
-    from mnistgan.distributed import World
-    from mnistgan.runtime import resolve_device
+    from mnistgan import session  # lazy: torch, for this command only
 
-    if opts["tensorboard"]:
-        from mnistgan.tensorboard import require_tensorboard
+    outputs = {k: opts.pop(k) for k in ("dry_run", "print_config", "tensorboard")}
+    if outputs["dry_run"] or outputs["print_config"]:
+        cfg = session.plan(**opts, create=False).cfg
+        if outputs["print_config"]:
+            from mnistgan.config_file import to_toml  # lazy: tomli-w, for this flag only
 
-        require_tensorboard()  # before a run folder is made
-    cfg, run, state = _resolve_run(opts, create=World.from_env().main)
-    if opts["print_config"]:
-        from mnistgan.config_file import to_toml
-
-        click.echo(to_toml(cfg), nl=False)
+            click.echo(to_toml(cfg), nl=False)
+        else:
+            click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
-    if opts["dry_run"]:
-        click.echo(json.dumps(cfg.to_dict(), indent=2))
-        return
-    world = World.from_env()
-    device = world.device(resolve_device(cfg.train.device))
-    data = load_dataset(cfg.data.dataset, cfg.data.data_dir,
-                        log=click.echo if world.main else lambda _: None)
-    _train(cfg, data, device, run, state, world, tensorboard=opts["tensorboard"])
-
-
-def _resolve_run(opts: dict[str, Any], create: bool = True):
-    """(config, run folder or None for a dry run, checkpoint state or None). With `create`
-    False (a torchrun rank other than 0) no folder is made or kept: rank 0 owns the run."""
-    from mnistgan.checkpoint import load_checkpoint
-    from mnistgan.run import RunDir
-
-    overrides = _overrides(opts)
-    if opts["resume"] is not None:
-        given = [k for k, v in opts.items() if v not in (None, False) and k not in RESUMABLE]
-        # Output options, not the run's identity: --tensorboard may start or go on at a resume.
-        fixed = [k for k in given if k not in ("resume", "dry_run", "print_config", "tensorboard")]
-        if fixed:
-            name = fixed[0].replace("_", "-")
-            raise UserError(f"--{name} cannot change on --resume: the run's config fixes it")
-        run = RunDir.existing(opts["resume"])
-        state = load_checkpoint(run.last)
-        cfg = RunConfig.from_dict(state["config"]).replace(**overrides)
-        return cfg, run if create else None, state
-    if opts["config"] is not None:
-        from mnistgan.config_file import read_config_file
-
-        cfg = read_config_file(opts["config"], opts["preset"]).replace(**overrides)
-    else:
-        cfg = load_preset(opts["preset"] or DEFAULT_PRESET).replace(**overrides)
-    if opts["dry_run"] or opts["print_config"] or not create:
-        return cfg, None, None
-    out = opts["out"] or _next_run_dir(Path("runs"), cfg.preset)
-    return cfg, RunDir.create(out, cfg, overwrite=opts["overwrite"]), None
-
-
-def _overrides(opts: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    sections = {
-        "train": ("epochs", "max_steps", "max_minutes", "batch_size", "seed", "device", "log_every",
-                  "checkpoint_every", "snapshot_every", "eval_every", "precision", "on_nan",
-                  "memory_format", "compile"),
-        "data": ("dataset", "data_dir", "normalize"),
-    }
-    out = {s: {k: opts[k] for k in keys if opts[k] is not None} for s, keys in sections.items()}
-    if opts["lr"] is not None:
-        out["optim"] = {"lr_g": opts["lr"], "lr_d": opts["lr"]}
-    return {s: v for s, v in out.items() if v}
-
-
-def _next_run_dir(root: Path, preset: str) -> Path:
-    taken = {p.name for p in root.glob(f"{preset}-*")} if root.is_dir() else set()
-    n = 0
-    while f"{preset}-{n:03d}" in taken:
-        n += 1
-    return root / f"{preset}-{n:03d}"
-
-
-def _tensorboard_sink(run, state, asked: bool):
-    """A TensorBoardSink into RUN/tensorboard/ when asked, or on a resume of a run that has one;
-    None otherwise (and on torchrun ranks other than 0, which have no run folder)."""
-    if run is None or not (asked or (state is not None and (run.path / "tensorboard").is_dir())):
-        return None
-    from mnistgan.tensorboard import TensorBoardSink
-
-    # Steps after the checkpoint's are logged again by the resumed run, as log.jsonl's are.
-    purge = None if state is None else state["progress"]["step"] + 1
-    return TensorBoardSink(run.path / "tensorboard", purge_step=purge)
-
-
-def _train(cfg: RunConfig, data, device, run, state, world, tensorboard: bool = False) -> None:
-    from tqdm import tqdm
-
-    from mnistgan.train import Trainer
-
-    world.join(device)
-    sink = _tensorboard_sink(run, state, tensorboard)
-    trainer = Trainer(cfg, data, device=device, run=run, world=world,
-                      echo=tqdm.write if world.main else lambda _: None, tensorboard=sink)
-    if state is not None:
-        trainer.load_state_dict(state)
-    if run is not None:  # rank 0 (or the only process) speaks and writes
-        if state is not None:
-            run.truncate_log(trainer.progress.step)
-            click.echo(f"resumed {run.path} at step {trainer.progress.step}")
-        procs = f" x {world.size} processes" if world.distributed else ""
-        click.echo(f"training {cfg.preset} on {device}{procs} ({trainer.speed}) for "
-                   f"{trainer.total_steps()} steps -> {run.path}")
-    try:
-        outcome = trainer.fit()
-    finally:
-        world.leave()
-        if sink is not None:
-            sink.close()
-    step = trainer.progress.step
-    if run is None:
-        sys.exit(128 + trainer._stop_signal if outcome == "interrupted" else 0)
-    if outcome == "interrupted":
-        name = signal.Signals(trainer._stop_signal).name
-        click.echo(f"{name}: stopped at step {step}, checkpoint saved; resume with:\n"
-                   f"  mnistgan train --resume {run.path}", err=True)
-        sys.exit(128 + trainer._stop_signal)
-    click.echo(f"done: {step} steps; weights in {run.generator} and {run.discriminator}")
+    result = session.train(**opts, tensorboard=outputs["tensorboard"], log=click.echo)
+    if result.outcome.ended == "interrupted":
+        if result.run is not None:
+            click.echo(session.interrupted_message(result), err=True)
+        sys.exit(result.exit_status)
 
 
 @cli.command()
@@ -246,6 +138,7 @@ def data(dataset: str, data_dir: str) -> None:
     Example:
       mnistgan data --data-dir data
     """
+    # lazy: torch and the library, for this command only (mnistgan --help stays fast)
     from mnistgan.data import load_dataset
 
     ds = load_dataset(dataset, data_dir, log=click.echo)
@@ -254,363 +147,6 @@ def data(dataset: str, data_dir: str) -> None:
             counts = " ".join(str(c) for c in labels.bincount(minlength=10).tolist())
             click.echo(f"{split}: {len(labels)} images; per digit 0-9: {counts}")
     click.echo(f"fingerprint: {ds.fingerprint}")
-
-
-SAMPLE_HELP = """Draw a grid of samples to a PNG, or a latent walk (--interpolate).
-
-A conditional generator gives a 10x10 grid, one row per digit (or --digit D for one digit); an
-unconditional one gives an 8x8 grid. --interpolate writes a walk instead: each row slerps between
-two random latents (a conditional row keeps its digit: row r is digit r), columns are steps; the
-animated GIF beside the PNG (OUT with .gif) plays every walk at once.
-
-\b
-Examples:
-  mnistgan sample --checkpoint runs/cdcgan-000 --out grid.png
-  mnistgan sample --checkpoint runs/cdcgan-000/checkpoints/best.pt --digit 7 --out sevens.png
-  mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --out walk.png   # + walk.gif
-  mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --digit 3 --walks 6 --out walk3.png
-"""
-
-
-@cli.command(help=SAMPLE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Run folder or checkpoint file.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
-@click.option("--digit", type=int, default=None, help="Draw only this digit (conditional "
-                                                      "generators).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed.")
-@click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-@click.option("--interpolate", is_flag=True, help="Write a latent walk (grid PNG + animated GIF "
-                                                  "beside it) instead of a grid.")
-@click.option("--walks", type=int, default=None, help="With --interpolate: walks, one per row "
-                                                      "(default 10, one per digit, or 8 "
-                                                      "unconditional).")
-@click.option("--steps", type=int, default=None, help="With --interpolate: steps per walk, the "
-                                                      "columns (default 10).")
-def sample(checkpoint: Path | None, out: Path, digit: int | None, seed: int, device: str,
-           interpolate: bool, walks: int | None, steps: int | None) -> None:
-    from mnistgan.runtime import resolve_device
-    from mnistgan.sampling import load_generator, save_grid
-
-    if not interpolate and (walks is not None or steps is not None):
-        raise UserError("--walks and --steps go with --interpolate")
-    sampler = load_generator(checkpoint, device=str(resolve_device(device)))
-    if interpolate:
-        _sample_walk(sampler, out, digit, seed, walks, steps or 10)
-        return
-    if sampler.num_classes:
-        labels = _grid_labels(digit)
-        images, nrow = sampler.sample(len(labels), labels, seed=seed), 10
-    elif digit is not None:
-        raise UserError("--digit needs a conditional generator; this one is unconditional")
-    else:
-        images, nrow = sampler.sample(64, seed=seed), 8
-    _check_writable(out)
-    save_grid(out, images, nrow)
-    click.echo(f"wrote {out} ({len(images)} samples from {sampler.source})")
-
-
-def _sample_walk(sampler, out: Path, digit: int | None, seed: int, walks: int | None,
-                 steps: int) -> None:
-    from mnistgan.sampling import latent_walk, save_walk
-
-    if digit is not None and not 0 <= digit <= 9:
-        raise UserError(f"--digit must be 0-9, got {digit}")
-    walks = (10 if sampler.num_classes else 8) if walks is None else walks
-    _check_writable(out)
-    png, gif = save_walk(out, latent_walk(sampler, walks, steps, seed=seed, digit=digit))
-    click.echo(f"wrote {png} and {gif} ({walks} walks x {steps} steps, slerp, from "
-               f"{sampler.source})")
-
-
-def _grid_labels(digit: int | None):
-    """Labels of a 10x10 grid: row r is digit r, or every cell `digit`."""
-    import torch
-
-    if digit is not None and not 0 <= digit <= 9:
-        raise UserError(f"--digit must be 0-9, got {digit}")
-    return torch.full((100,), digit) if digit is not None else torch.arange(100) // 10
-
-
-def _check_writable(path: Path, flag: str = "--out") -> None:
-    if not path.parent.exists():
-        raise UserError(f"{flag} {path}: folder {path.parent} does not exist")
-    if path.is_dir():
-        raise UserError(f"{flag} {path}: is a directory")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    from mnistgan.atomic import write_text_atomic
-
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-    click.echo(f"wrote {path}")
-
-
-EVALUATE_HELP = """Score samples with the offline MNIST evaluator, beside real data's figures.
-
-At most one of --checkpoint, --samples or --real; with none, the bundled generator is scored.
-Prints a table and, with --json, writes
-the report (keys fid, kid, is, precision, recall, class_share, label_agreement, cas, cas_at,
-memorisation, nearest_pairs, real). Memorisation is the share of samples nearer (in pixels) to a
-training image than 99% of real test digits are: about 1% for new digits.
-
-\b
-Examples:
-  mnistgan evaluate --real
-  mnistgan evaluate --cas                          # the bundled generator
-  mnistgan evaluate --checkpoint runs/cdcgan-000 --cas --json report.json
-  mnistgan evaluate --samples synth.npz --n 5000
-  mnistgan evaluate --cas --cas-n 60000,600000     # CAS at scale, beside all 60,000 real images
-"""
-
-
-@cli.command(help=EVALUATE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Run folder or checkpoint to sample from (default: the bundled generator).")
-@click.option("--samples", type=click.Path(path_type=Path), default=None,
-              help="An .npz (images, labels) or a folder of IDX files.")
-@click.option("--real", is_flag=True, help="Score real training images: the baseline itself.")
-@click.option("--n", type=int, default=10_000, show_default=True, help="Number of samples.")
-@click.option("--cas", is_flag=True, help="Also train a classifier on the samples (CAS; needs "
-                                          "labels).")
-@click.option("--cas-n", type=str, default=None, help="CAS at scale: comma-separated sample "
-                                                      "counts, e.g. 60000,600000; a classifier "
-                                                      "trained on each many fresh samples, beside"
-                                                      " real data's.")
-@click.option("--no-memorisation", is_flag=True, help="Skip the memorisation check (nearest "
-                                                      "training image of every sample).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
-              help="Write the report as JSON here.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for --checkpoint.")
-@click.option("--data-dir", type=str, default="data", show_default=True,
-              help="Where MNIST is found or cached.")
-@click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-def evaluate(checkpoint, samples, real, n, cas, cas_n, no_memorisation, json_out, seed, data_dir,
-             device) -> None:
-    from mnistgan.data import load_dataset
-    from mnistgan.metrics import evaluate as score
-    from mnistgan.metrics import evaluate_real, format_report
-
-    if sum([checkpoint is not None, samples is not None, real]) > 1:
-        raise UserError("give at most one of --checkpoint, --samples or --real")
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
-    sizes = _counts(cas_n, "--cas-n") if cas_n else ()
-    if json_out is not None:
-        _check_writable(json_out, "--json")
-    data = load_dataset("mnist", data_dir, log=click.echo)
-    if real:
-        report = evaluate_real(data, n=n, cas=cas, log=click.echo)
-    else:
-        source = _sample_source(checkpoint, samples, seed, device)
-        report = score(source, data, n=n, cas=cas, log=click.echo, cas_n=sizes,
-                       memorise=not no_memorisation)
-    click.echo(format_report(report))
-    if json_out is not None:
-        _write_json(json_out, report)
-
-
-def _counts(text: str, flag: str) -> tuple[int, ...]:
-    """'60000,600000' -> (60000, 600000); anything else is a one-line error."""
-    try:
-        counts = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise UserError(f"{flag} must be comma-separated whole numbers, got {text!r}") from None
-    if any(c < 50 for c in counts):
-        raise UserError(f"{flag} counts must be at least 50, got {text!r}")
-    return counts
-
-
-def _sample_source(checkpoint: Path | None, samples: Path | None, seed: int, device: str):
-    """What `evaluate` scores: a sample function over a generator, or images from a file."""
-    from mnistgan.data import load_samples
-    from mnistgan.runtime import resolve_device
-    from mnistgan.sampling import load_generator
-
-    if samples is not None:
-        images, labels = load_samples(samples)
-        return images if labels is None else (images, labels)
-    sampler = load_generator(checkpoint, device=str(resolve_device(device)))
-    return lambda n: sampler.metric_samples(n, seed)  # conditional: every digit equally often
-
-
-GENERATE_HELP = """Generate a synthetic MNIST: labelled images in the formats MNIST users load.
-
---format idx: OUT/MNIST/raw/ (IDX files, plain and .gz, where torchvision.datasets.MNIST(OUT)
-and `--dataset idx --data-dir OUT` read them); npz: OUT/{train,test}.npz (images uint8
-[N,28,28], labels uint8 [N]); keras: OUT/mnist.npz (x_train, y_train, x_test, y_test, as
-keras.datasets.mnist.load_data() has them); png: an ImageFolder tree OUT/{train,test}/DIGIT/
-INDEX.png and croissant.json; hf: OUT/data/*.parquet, a dataset card README.md and
-croissant.json, which datasets.load_dataset(OUT) reads (needs pip install 'mnistgan[hf]').
-Then OUT/manifest.json, last: the export is complete when it exists. Nothing in OUT changes
-unless the whole export succeeds; --overwrite replaces an earlier export atomically. The same
-generator, seed and flags give byte-identical files.
-
---labels balanced gives equal counts (the remainder to the lowest digits), mnist MNIST's own
-label counts scaled to the split, a list of ten counts (digits 0-9) the training split exactly
-(leave out --n-train) and the test split in the same proportions. An unconditional generator's
-images are labelled by the evaluator's prediction, and the counts are met by rejection.
-
-\b
-Examples:
-  mnistgan generate --checkpoint runs/cdcgan-000 --out synth
-  python -c "import torchvision; print(torchvision.datasets.MNIST('synth'))"
-  mnistgan generate --format hf --out synth-hf     # datasets.load_dataset('synth-hf')
-  mnistgan generate --format keras --out synth-keras   # np.load('synth-keras/mnist.npz')
-  mnistgan generate --checkpoint runs/cdcgan-000 --min-confidence 0.9 --evaluate --out synth-clean
-  mnistgan generate --format png --n-train 1000 --n-test 0 --out synth-png
-  mnistgan generate --labels 0,0,0,500,0,0,0,0,500,0 --out threes-eights
-"""
-
-
-@cli.command(help=GENERATE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Run folder or checkpoint file (default: the bundled generator).")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Folder to write the data set into.")
-@click.option("--n-train", type=int, default=None, help="Training images (default 60000; a "
-                                                        "--labels list sets it).")
-@click.option("--n-test", type=int, default=10_000, show_default=True,
-              help="Test images (0: none).")
-@click.option("--labels", type=str, default="balanced", show_default=True,
-              help="balanced, mnist, or ten comma-separated counts for digits 0-9.")
-@click.option("--format", "fmt", type=click.Choice(["idx", "npz", "png", "hf", "keras"]),
-              default="idx", show_default=True,
-              help="idx (MNIST's files), npz, png (ImageFolder tree), hf (Parquet for "
-                   "datasets.load_dataset), or keras (mnist.npz).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of noise and label order.")
-@click.option("--min-confidence", type=float, default=None, help="Keep only images the evaluator "
-                                                                 "gives at least this probability"
-                                                                 " (0-1) for their label.")
-@click.option("--evaluate", is_flag=True, help="Score the training split against real MNIST "
-                                               "(metrics and CAS) into the manifest.")
-@click.option("--data-dir", type=str, default="data", show_default=True,
-              help="Where real MNIST is found or cached (for --evaluate).")
-@click.option("--batch-size", type=int, default=1000, show_default=True,
-              help="Images per generator pass (speed and memory; never changes the output).")
-@click.option("--device", type=str, default="cpu", show_default=True, help="Device to generate on.")
-@click.option("--overwrite", is_flag=True, help="Replace an earlier export in --out (atomically: "
-                                                "the old one is set aside, the new one moved in, "
-                                                "then the old one removed).")
-def generate(checkpoint, out, n_train, n_test, labels, fmt, seed, min_confidence, evaluate,
-             data_dir, batch_size, device, overwrite) -> None:
-    from mnistgan.data import load_dataset
-    from mnistgan.export import ExportOptions, check_options, export_dataset
-    from mnistgan.runtime import resolve_device
-    from mnistgan.sampling import load_generator
-
-    options = ExportOptions(n_train=n_train, n_test=n_test, labels=labels, format=fmt, seed=seed,
-                            min_confidence=min_confidence, batch_size=batch_size,
-                            overwrite=overwrite)
-    check_options(options)  # flag mistakes before anything is loaded
-    sampler = load_generator(checkpoint, device=str(resolve_device(device)))
-    click.echo(f"generator: {sampler.source}")
-    real = load_dataset("mnist", data_dir, log=click.echo) if evaluate else None
-    export_dataset(sampler, out, options, real_data=real, log=click.echo)
-
-
-EXPORT_ONNX_HELP = """Export the generator to ONNX, for onnxruntime in any language.
-
-Inputs `z` float32 (N, z_dim) and, for a conditional generator, `label` int64 (N,); output
-`images` float32 (N, 1, 28, 28) in [-1, 1]; N is free. The graph is the generator in eval mode
-in float32 (the EMA weights when the run kept them), whatever precision it trained in. Needs the
-onnx extra: pip install 'mnistgan[onnx]'.
-
-\b
-Examples:
-  mnistgan export-onnx --checkpoint runs/cdcgan-000 --out generator.onnx
-  mnistgan export-onnx --out generator.onnx      # the bundled generator
-"""
-
-
-@cli.command("export-onnx", help=EXPORT_ONNX_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Run folder or checkpoint file (default: the generator bundled with mnistgan).")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="ONNX file to write.")
-def export_onnx(checkpoint: Path | None, out: Path) -> None:
-    from mnistgan.onnx_export import export_generator, require_onnx
-    from mnistgan.sampling import load_generator
-
-    require_onnx()  # before any weights are read
-    sampler = load_generator(checkpoint, device="cpu")
-    info = export_generator(sampler, out)
-    inputs = "z (N, {})".format(info["z_dim"]) + (", label (N,)" if info["num_classes"] else "")
-    click.echo(f"wrote {out}: {inputs} -> images (N, 1, 28, 28) in [-1, 1], "
-               f"opset {info['opset']}, from {sampler.source}")
-
-
-SERVE_HELP = """Serve a page to play with a generator, and its JSON/PNG API, on localhost.
-
-The page: pick a digit, a seed and a count and see the grid at once, a latent interpolation
-between two seeds, a download link, and the model's config and metrics. The API:
-GET /api/sample?digit=D&n=N&seed=S (a PNG grid), /api/walk (a GIF), /api/model (JSON),
-described in /openapi.json. It binds to 127.0.0.1 unless --host says otherwise.
-
-\b
-Examples:
-  mnistgan serve                                   # the bundled generator, http://127.0.0.1:8000/
-  mnistgan serve --checkpoint runs/cdcgan-000 --port 8080
-  curl -o sevens.png 'http://127.0.0.1:8000/api/sample?digit=7&n=64&seed=3'
-"""
-
-
-@cli.command(help=SERVE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Run folder or checkpoint file (default: the bundled generator).")
-@click.option("--host", type=str, default="127.0.0.1", show_default=True,
-              help="Address to listen on; 0.0.0.0 opens it to the network.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
-              help="Port to listen on (0: any free port, printed at start).")
-@click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-def serve(checkpoint: Path | None, host: str, port: int, device: str) -> None:
-    from mnistgan.runtime import resolve_device
-    from mnistgan.serve import serve as run_server
-
-    run_server(checkpoint, host=host, port=port, device=str(resolve_device(device)),
-               log=lambda line: click.echo(line, err=line.startswith("warning")))
-
-
-REPORT_HELP = """Write RUN/report.html: one self-contained page about a run, viewable offline.
-
-The run at a glance, final samples beside real digits, the metric table with real data's
-figures (`mnistgan evaluate` on the run's generator, cached in RUN/metrics.json), each digit's
-share, training curves (also RUN/images/curves.png), the per-epoch grids as an animation, a
-latent walk and the config. Every image is embedded: nothing is fetched when it opens.
-
-\b
-Examples:
-  mnistgan report runs/cdcgan-000
-  mnistgan report runs/cdcgan-000 --n 2000 --cas
-  mnistgan report runs/cdcgan-000 --n 0        # no metrics, so no real data needed
-"""
-
-
-@cli.command(help=REPORT_HELP)
-@click.argument("run", type=click.Path(path_type=Path))
-@click.option("--n", type=int, default=10_000, show_default=True,
-              help="Samples for the metrics (0: leave the metrics out).")
-@click.option("--cas", is_flag=True, help="Add CAS to the metrics (trains a small classifier, "
-                                          "about 30 s).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Noise seed of the samples shown and scored.")
-@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist", show_default=True,
-              help="The real data the metrics compare against.")
-@click.option("--data-dir", type=str, default="data", show_default=True,
-              help="Where the real data is found or cached.")
-@click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-def report(run: Path, n: int, cas: bool, seed: int, dataset: str, data_dir: str,
-           device: str) -> None:
-    from mnistgan.data import load_dataset
-    from mnistgan.run_report import write_report
-    from mnistgan.runtime import resolve_device
-
-    if n < 0:
-        raise UserError(f"--n must be at least 0, got {n}")
-    data = load_dataset(dataset, data_dir, log=click.echo) if n else None
-    path = write_report(run, data, n=n, cas=cas, seed=seed, device=str(resolve_device(device)),
-                        log=click.echo)
-    click.echo(f"wrote {path}")
 
 
 @cli.group()
@@ -632,13 +168,10 @@ def evaluator_train(out: Path, seed: int, data_dir: str) -> None:
     Example:
       mnistgan evaluator train --out evaluator.safetensors
     """
-    import torch
-
-    from mnistgan.data import load_dataset
+    from mnistgan.data import load_dataset  # lazy: torch, for this command only
     from mnistgan.metrics import train_and_save_evaluator
 
-    _check_writable(out)
-    torch.set_num_threads(2)  # the shipped weights were made with 2 threads
+    check_writable(out)
     train_and_save_evaluator(load_dataset("mnist", data_dir, log=click.echo), out, seed=seed,
                              log=click.echo)
 
@@ -670,6 +203,7 @@ def _csv(kind, name: str, text: str, allowed=None) -> tuple:
 
 
 def _bench_precisions(text: str, device) -> tuple[str, ...]:
+    # lazy: torch and the library, for this command only (mnistgan --help stays fast)
     from mnistgan.runtime import native_bf16
 
     if text == "auto":
@@ -704,6 +238,7 @@ def _bench_precisions(text: str, device) -> tuple[str, ...]:
               help="Where MNIST is, or is cached.")
 def bench(seconds, repeats, device, precisions, seed_batch_sizes, compiled, generation,
           json_out, report_n, dataset, data_dir) -> None:
+    # lazy: torch and the library, for this command only (mnistgan --help stays fast)
     from mnistgan.bench import Options, run, table
     from mnistgan.data import load_dataset
     from mnistgan.runtime import resolve_device
@@ -716,12 +251,17 @@ def bench(seconds, repeats, device, precisions, seed_batch_sizes, compiled, gene
         generation=generation, eval_n=report_n,
     )
     if json_out is not None:
-        _check_writable(json_out, "--json")
+        check_writable(json_out, "--json")
     data = load_dataset(dataset, data_dir, log=click.echo)
     result = run(opts, data, progress=lambda line: click.echo(line, err=True))
     click.echo(table(result))
     if json_out is not None:
-        _write_json(json_out, result)
+        write_json_atomic(json_out, result)
+        click.echo(f"wrote {json_out}")
+
+
+for command in COMMANDS:
+    cli.add_command(command)
 
 
 @cli.command()

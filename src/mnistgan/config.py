@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from mnistgan.augment import parse_policy
 from mnistgan.errors import UserError
+
+DEFAULT_PRESET = "cdcgan"  # what `mnistgan train` and `mnistgan.train()` train without a preset
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 def validate(cfg: RunConfig) -> None:
     """Range checks that types alone cannot express."""
+    # lazy: the registries live with their torch modules, imported only when a config is built
     from mnistgan.data import SPECS
     from mnistgan.losses import LOSSES
     from mnistgan.models import ARCHS
@@ -147,7 +149,12 @@ def validate(cfg: RunConfig) -> None:
     _choice("data.normalize", cfg.data.normalize, ("symmetric", "tutorial"))
     _choice("model.arch", cfg.model.arch, ARCHS)
     _choice("optim.loss", cfg.optim.loss, LOSSES)
-    m = cfg.model
+    _validate_model(cfg.model)
+    _validate_optim(cfg.optim, cfg.train)
+    _validate_train(cfg.train)
+
+
+def _validate_model(m: ModelConfig) -> None:
     if m.aux_classifier and not m.num_classes:
         raise UserError("model.aux_classifier needs a conditional model (model.num_classes 10)")
     if m.twin_classifier and not m.aux_classifier:
@@ -159,30 +166,21 @@ def validate(cfg: RunConfig) -> None:
                         "no minibatch std")
     if m.num_classes not in (0, 10):
         raise UserError(f"model.num_classes must be 0 or 10 (digits), got {m.num_classes}")
-    t = cfg.train
-    for key, value in [
-        ("model.z_dim", cfg.model.z_dim),
-        ("model.ch", cfg.model.ch),
-        ("train.batch_size", t.batch_size),
-        ("train.epochs", t.epochs),
-        ("train.log_every", t.log_every),
-        ("train.checkpoint_every", t.checkpoint_every),
-        ("train.snapshot_every", t.snapshot_every),
-        ("train.grid_size", t.grid_size),
-        ("train.eval_samples", t.eval_samples),
-    ]:
+    _at_least_1([("model.z_dim", m.z_dim), ("model.ch", m.ch)])
+
+
+def _at_least_1(pairs: list[tuple[str, int]]) -> None:
+    for key, value in pairs:
         if value < 1:
             raise UserError(f"{key} must be at least 1, got {value}")
-    if t.eval_every < 0:
-        raise UserError(f"train.eval_every must be at least 0, got {t.eval_every}")
-    if t.max_minutes is not None and not t.max_minutes > 0:
-        raise UserError(f"train.max_minutes must be positive, got {t.max_minutes}")
-    if t.max_steps is not None and t.max_steps < 1:
-        raise UserError(f"train.max_steps must be at least 1, got {t.max_steps}")
-    for key, value in [("optim.lr_g", cfg.optim.lr_g), ("optim.lr_d", cfg.optim.lr_d)]:
+
+
+def _validate_optim(o: OptimConfig, t: TrainConfig) -> None:
+    from mnistgan.augment import parse_policy  # lazy: augment imports torch
+
+    for key, value in [("optim.lr_g", o.lr_g), ("optim.lr_d", o.lr_d)]:
         if not value > 0:
             raise UserError(f"{key} must be positive, got {value}")
-    o = cfg.optim
     for key, value in [("optim.beta1", o.beta1), ("optim.beta2", o.beta2),
                        ("optim.ema_decay", o.ema_decay)]:
         if not 0 <= value < 1:
@@ -200,13 +198,31 @@ def validate(cfg: RunConfig) -> None:
                        ("optim.aux_weight", o.aux_weight)]:
         if not value >= 0:
             raise UserError(f"{key} must be at least 0, got {value}")
-    from mnistgan.runtime import MEMORY_FORMATS, PRECISIONS
-
-    _choice("train.precision", t.precision, PRECISIONS)
-    _choice("train.memory_format", t.memory_format, MEMORY_FORMATS)
     if t.precision == "fp16" and (o.r1_gamma > 0 or o.loss == "wgan-gp"):
         raise UserError("train.precision fp16 does not scale the gradient penalties of R1 and "
                         "wgan-gp: use bf16 or fp32 with them")
+
+
+def _validate_train(t: TrainConfig) -> None:
+    # lazy: runtime and metrics import torch, needed only when a config is built
+    from mnistgan.metrics.classes import MIN_ALARM_SAMPLES
+    from mnistgan.runtime import MEMORY_FORMATS, PRECISIONS
+
+    _at_least_1([("train.batch_size", t.batch_size), ("train.epochs", t.epochs),
+                 ("train.log_every", t.log_every), ("train.checkpoint_every", t.checkpoint_every),
+                 ("train.snapshot_every", t.snapshot_every), ("train.grid_size", t.grid_size),
+                 ("train.eval_samples", t.eval_samples)])
+    if t.eval_every < 0:
+        raise UserError(f"train.eval_every must be at least 0, got {t.eval_every}")
+    if t.eval_every and t.eval_samples < MIN_ALARM_SAMPLES:
+        raise UserError(f"train.eval_samples must be at least {MIN_ALARM_SAMPLES} for the "
+                        f"collapse alarm, got {t.eval_samples}")
+    if t.max_minutes is not None and not t.max_minutes > 0:
+        raise UserError(f"train.max_minutes must be positive, got {t.max_minutes}")
+    if t.max_steps is not None and t.max_steps < 1:
+        raise UserError(f"train.max_steps must be at least 1, got {t.max_steps}")
+    _choice("train.precision", t.precision, PRECISIONS)
+    _choice("train.memory_format", t.memory_format, MEMORY_FORMATS)
     _choice("train.on_nan", t.on_nan, ("stop", "rollback"))
     dev = t.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(dev)):
@@ -245,6 +261,7 @@ def load_preset(name: str) -> RunConfig:
 
 
 __all__ = [
+    "DEFAULT_PRESET",
     "DataConfig",
     "ModelConfig",
     "OptimConfig",

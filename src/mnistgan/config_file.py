@@ -48,6 +48,7 @@ def _parse(path: Path) -> dict[str, Any]:
         raise UserError(f"--config {path}: cannot read ({e.strerror or e})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
+            # lazy: an optional dependency, for this format only
             import yaml
         except ImportError:
             raise UserError(f"--config {path}: YAML needs PyYAML (pip install pyyaml), "
@@ -74,6 +75,7 @@ def _one_line(e: Exception) -> str:
 def to_toml(cfg: RunConfig) -> str:
     """The whole config as TOML. TOML has no null, so an unset value (`max_steps`, say) is
     written as a comment; reading the file back leaves it at its default, which is unset."""
+    # lazy: an optional dependency, for this format only
     import tomli_w
 
     d = cfg.to_dict()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from mnistgan.errors import UserError
 
@@ -75,8 +76,6 @@ class World:
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         if not self.distributed:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
         ids = [self.local_rank] if next(model.parameters()).is_cuda else None
         return DistributedDataParallel(model, device_ids=ids)
 

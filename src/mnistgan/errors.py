@@ -1,7 +1,10 @@
-"""The one exception type for mistakes a user can make: bad input, bad files, bad flags.
+"""Every exception mnistgan defines, in one place.
 
-The CLI turns a `UserError` into a single line on stderr and exit status 2; anything else is a
-programming error and is allowed to raise with its traceback.
+`UserError` and its subclasses are mistakes a user can make or fix (bad input, bad files, bad
+flags, a run that diverged): the CLI turns each into one line on stderr and exit status 2.
+`NotFound` is internal: a data source that holds none of the data, collected into the one
+`UserError` that lists every source tried. Anything else is a programming error and is allowed
+to raise with its traceback.
 """
 
 from __future__ import annotations
@@ -17,3 +20,11 @@ class CheckpointMismatch(UserError):
 
 class Diverged(UserError):
     """Training produced a NaN or inf in a loss or a gradient; the last good checkpoint is kept."""
+
+
+class IdxError(UserError):
+    """An IDX file that is unreadable, truncated or not what it claims to be."""
+
+
+class NotFound(Exception):
+    """A data source holds none of the data set; the message says why, for the final report."""

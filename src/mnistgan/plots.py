@@ -47,6 +47,7 @@ def _panel(ax, steps: list[Record], keys: tuple[str, ...], labels: tuple[str, ..
 
 def curves_png(records: list[Record]) -> bytes | None:
     """The curves as PNG bytes, or None when the log has no training records yet."""
+    # lazy: matplotlib (about a second), only when curves are drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -89,6 +90,5 @@ def save_curves(run_dir: str | os.PathLike) -> Path | None:
     if png is None:
         return None
     run.images.mkdir(parents=True, exist_ok=True)
-    path = run.images / "curves.png"
-    write_bytes_atomic(path, png)
-    return path
+    write_bytes_atomic(run.curves, png)
+    return run.curves

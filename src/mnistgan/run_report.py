@@ -18,7 +18,6 @@ import base64
 import html
 import json
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,18 +25,25 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from mnistgan import __version__
+from mnistgan._version import __version__
 from mnistgan.atomic import write_text_atomic
 from mnistgan.errors import UserError
 from mnistgan.export import file_sha256
-from mnistgan.metrics import ALARM_MAX_SHARE, ALARM_MIN_SHARE
-from mnistgan.metrics.report import _ROWS as METRIC_ROWS  # (label, key, format, meaning)
-from mnistgan.plots import split_log
+from mnistgan.metrics import ALARM_MAX_SHARE, ALARM_MIN_SHARE, EVALUATOR_SHA256, evaluate
+from mnistgan.metrics.registry import METRICS
+from mnistgan.plots import save_curves, split_log
 from mnistgan.run import RunDir
-from mnistgan.sampling import Sampler, gif_bytes, grid_png, latent_walk, load_generator, walk_gif
+from mnistgan.sampling import (
+    Sampler,
+    gif_bytes,
+    grid_png,
+    latent_walk,
+    load_generator,
+    sample_grid,
+    walk_gif,
+)
 
 Log = Callable[[str], None]
-EPOCH_GRID = re.compile(r"fake_images-(\d+)\.png$")
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -56,36 +62,22 @@ def _img(data: bytes, mime: str, alt: str, width: int | None = None, pixelated: 
 def run_metrics(run: RunDir, sampler: Sampler, data, *, n: int, cas: bool, seed: int,
                 log: Log | None = None) -> dict:
     """`mnistgan.metrics.evaluate` on the generator, cached in RUN/metrics.json."""
-    from mnistgan.metrics import EVALUATOR_SHA256, evaluate
-
     source = Path(sampler.source)
     key = {"checkpoint": source.name, "sha256": file_sha256(source) if source.is_file() else None,
            "n": n, "cas": cas, "seed": seed, "evaluator": EVALUATOR_SHA256,
            "dataset": data.fingerprint}
-    cache = run.path / "metrics.json"
-    if cache.is_file():
-        try:
-            cached = json.loads(cache.read_text(encoding="utf-8"))
-            if cached.get("key") == key:
-                return cached["report"]
-        except (OSError, ValueError):
-            pass  # a damaged cache is recomputed
+    cached = run.read_metrics(key)
+    if cached is not None:
+        return cached
     report = evaluate(lambda k: sampler.metric_samples(k, seed), data, n=n, cas=cas, log=log)
-    write_text_atomic(cache, json.dumps({"key": key, "report": report}, indent=2) + "\n")
+    run.write_metrics(key, report)
     return report
-
-
-def epoch_frames(run: RunDir) -> list[tuple[int, Path]]:
-    """(epoch, grid path) of every per-epoch grid, in epoch order."""
-    found = [(int(m.group(1)), p) for p in run.images.glob("fake_images-*.png")
-             if (m := EPOCH_GRID.search(p.name))]
-    return sorted(found)
 
 
 def epoch_animation(run: RunDir, total_epochs: int) -> bytes | None:
     """The per-epoch grids as one GIF, each frame captioned with its epoch; the last held."""
     frames = []
-    for epoch, path in epoch_frames(run):
+    for epoch, path in run.epoch_grids():
         grid = Image.open(path).convert("L")
         frame = Image.new("L", (grid.width, grid.height + 18), 0)
         frame.paste(grid, (0, 0))
@@ -101,9 +93,8 @@ def epoch_animation(run: RunDir, total_epochs: int) -> bytes | None:
 
 def final_grid(sampler: Sampler, seed: int) -> bytes:
     """A fresh grid: 10x10, row r digit r, for a conditional generator; else 8x8."""
-    if sampler.num_classes:
-        return grid_png(sampler.sample(100, torch.arange(100) // 10, seed=seed), nrow=10)
-    return grid_png(sampler.sample(64, seed=seed), nrow=8)
+    images, nrow = sample_grid(sampler, seed)
+    return grid_png(images, nrow=nrow)
 
 
 
@@ -174,7 +165,7 @@ def header_html(run: RunDir, cfg, sampler: Sampler, log: list[dict], report: dic
     sub = f"preset {cfg.preset} · {m.arch} ch={m.ch}, {kind} · {o.loss} loss · {t.precision}"
     stats = [
         _stat("steps", f"{last.get('step', 0):,}"),
-        _stat("epochs", f"{len(epoch_frames(run))} / {t.epochs}"),
+        _stat("epochs", f"{len(run.epoch_grids())} / {t.epochs}"),
         _stat("images seen", f"{last.get('images', 0):,}"),
         _stat("training time", f"{last.get('seconds', 0) / 60:.1f} min"),
     ]
@@ -190,19 +181,15 @@ def header_html(run: RunDir, cfg, sampler: Sampler, log: list[dict], report: dic
             f'<div class="stats">{"".join(stats)}</div></div></header>')
 
 
-def _fmt(value: object, spec: str) -> str:
-    return "–" if value is None else spec.format(value)
-
-
 def metrics_html(report: dict) -> str:
     real = report.get("real", {})
     rows = []
-    for label, key, spec, meaning in METRIC_ROWS:
-        if key in report:
-            rows.append(f"<tr><td>{html.escape(label)}</td>"
-                        f'<td class="num run">{_fmt(report[key], spec)}</td>'
-                        f'<td class="num">{_fmt(real.get(key), spec)}</td>'
-                        f'<td class="meaning">{html.escape(meaning)}</td></tr>')
+    for m in METRICS:
+        if m.key in report:
+            rows.append(f"<tr><td>{html.escape(m.label)}</td>"
+                        f'<td class="num run">{m.show(report[m.key], "–")}</td>'
+                        f'<td class="num">{m.show(real.get(m.key), "–")}</td>'
+                        f'<td class="meaning">{html.escape(m.note)}</td></tr>')
     alarm = '<span class="alarm">yes</span>' if report["collapse_alarm"] else "no"
     rows.append(f'<tr><td>collapse alarm</td><td class="num run">{alarm}</td><td class="num">'
                 f'{"yes" if real.get("collapse_alarm") else "no"}</td><td class="meaning">'
@@ -296,8 +283,8 @@ def samples_html(run: RunDir, sampler: Sampler, data, seed: int) -> str:
     if data is not None:
         real = real_grid(data, bool(sampler.num_classes), seed)
         caption = "Real training images in the same layout."
-    elif (run.images / "real_images.png").is_file():
-        real, caption = (run.images / "real_images.png").read_bytes(), "Real training images."
+    elif run.real_grid.is_file():
+        real, caption = run.real_grid.read_bytes(), "Real training images."
     else:
         return gen
     real_fig = _figure(_img(real, "image/png", "real training images", 500), caption)
@@ -305,8 +292,6 @@ def samples_html(run: RunDir, sampler: Sampler, data, seed: int) -> str:
 
 
 def training_html(run: RunDir, cfg, sampler: Sampler, seed: int) -> str:
-    from mnistgan.plots import save_curves
-
     parts = []
     curves = save_curves(run.path)
     if curves is not None:
@@ -357,6 +342,5 @@ def write_report(run_dir: str | os.PathLike, data=None, *, n: int = 10_000, cas:
     footer = (f"Made by mnistgan {__version__} with <code>{command}</code>. Self-contained: "
               "every image is embedded; nothing is fetched.")
     head = header_html(run, cfg, sampler, run.read_log(), report)
-    path = run.path / "report.html"
-    write_text_atomic(path, page(f"mnistgan run {run.path.name}", head, sections, footer))
-    return path
+    write_text_atomic(run.report, page(f"mnistgan run {run.path.name}", head, sections, footer))
+    return run.report

@@ -1,5 +1,6 @@
-"""Drawing from generators: uint8 conversion, PNG grids and GIFs, `Sampler` / `load_generator`,
-and latent walks (`latent_walk`, `save_walk`)."""
+"""Sampling from generators, and rendering what they make: `Sampler` / `load_generator`, the
+standard grid (`sample_grid`), latent walks (`latent_walk`); uint8 conversion, PNG grids and
+GIFs (`grid_png`, `save_grid`, `walk_gif`, `save_walk`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ import torch
 from PIL import Image
 
 from mnistgan.atomic import write_bytes_atomic
+from mnistgan.checkpoint import load_checkpoint
+from mnistgan.config import RunConfig
 from mnistgan.errors import UserError
+from mnistgan.models import build_models
+from mnistgan.pretrained import bundle_path, read_bundle
+from mnistgan.run import RunDir
 from mnistgan.runtime import native_bf16, resolve_precision
 
 
@@ -136,6 +142,19 @@ class Sampler:
         return self.sample(n, labels, seed=seed), labels
 
 
+def sample_grid(sampler: Sampler, seed: int = 0, digit: int | None = None) -> tuple[torch.Tensor, int]:
+    """(uint8 images, images per row) of the standard grid: 10x10 with row r digit r (or every
+    cell `digit`) for a conditional generator, 8x8 for an unconditional one."""
+    if digit is not None and not 0 <= digit <= 9:
+        raise UserError(f"--digit must be 0-9, got {digit}")
+    if sampler.num_classes:
+        labels = torch.full((100,), digit) if digit is not None else torch.arange(100) // 10
+        return sampler.sample(100, labels, seed=seed), 10
+    if digit is not None:
+        raise UserError("--digit needs a conditional generator; this one is unconditional")
+    return sampler.sample(64, seed=seed), 8
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation from a to b (W, D) at fractions t (T,) -> (W, T, D).
 
@@ -207,13 +226,7 @@ def _frozen_copy(generator: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Mod
 def load_generator(source: str | os.PathLike | None = None, device: str = "cpu") -> Sampler:
     """A `Sampler` from a run folder (its best.pt, else last.pt), a checkpoint file, or, with no
     source, the pretrained generator bundled with the package."""
-    from mnistgan.checkpoint import load_checkpoint
-    from mnistgan.config import RunConfig
-    from mnistgan.models import build_models
-
     if source is None:
-        from mnistgan.pretrained import bundle_path, read_bundle
-
         weights, meta = read_bundle()
         cfg = RunConfig.from_dict(meta["config"])
         g, _ = build_models(cfg.model)
@@ -221,8 +234,7 @@ def load_generator(source: str | os.PathLike | None = None, device: str = "cpu")
         return Sampler(g, cfg, device=torch.device(device), source=f"bundled {bundle_path().name}")
     path = Path(source)
     if path.is_dir():
-        best, last = path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"
-        path = best if best.is_file() else last
+        path = RunDir(path).sample_checkpoint()
     state = load_checkpoint(path)
     cfg = RunConfig.from_dict(state["config"])
     g, _ = build_models(cfg.model)

@@ -13,8 +13,10 @@ import os
 from pathlib import Path
 
 import torch
+from torchvision.utils import make_grid
 
 from mnistgan.errors import UserError
+from mnistgan.run import RunDir
 
 # log.jsonl key -> TensorBoard tag; records' other keys (epoch, images, seconds, ...) are not
 # curves worth a chart of their own.
@@ -33,6 +35,7 @@ MISSING = "--tensorboard needs the tensorboard package: pip install 'mnistgan[te
 def require_tensorboard() -> None:
     """Raise a one-line `UserError` if the tensorboard package is missing: before a run starts."""
     try:
+        # lazy: the tensorboard extra
         import tensorboard  # noqa: F401
     except ImportError:
         raise UserError(MISSING) from None
@@ -43,6 +46,7 @@ class TensorBoardSink:
 
     def __init__(self, logdir: str | os.PathLike, *, purge_step: int | None = None):
         try:
+            # lazy: the tensorboard extra
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise UserError(MISSING) from None
@@ -61,8 +65,6 @@ class TensorBoardSink:
 
     def grid(self, images: torch.Tensor, nrow: int, step: int) -> None:
         """uint8 images (N, 28, 28) as one grid image at `step`, laid out as the PNG grids."""
-        from torchvision.utils import make_grid
-
         grid = make_grid(images.unsqueeze(1), nrow=nrow, padding=2, pad_value=0)  # (3, H, W)
         self.writer.add_image(GRID_TAG, grid[:1], step, dataformats="CHW")
         self.writer.flush()
@@ -71,4 +73,14 @@ class TensorBoardSink:
         self.writer.close()
 
 
-__all__ = ["GRID_TAG", "TAGS", "TensorBoardSink", "require_tensorboard"]
+def open_sink(run: RunDir | None, resumed_step: int | None, asked: bool) -> TensorBoardSink | None:
+    """A sink into RUN/tensorboard/ when asked, or on a resume of a run that has one; None
+    otherwise (and with no run folder: a torchrun rank other than 0)."""
+    if run is None or not (asked or (resumed_step is not None and run.tensorboard.is_dir())):
+        return None
+    # Steps after the checkpoint's are logged again by the resumed run, as log.jsonl's are.
+    purge = None if resumed_step is None else resumed_step + 1
+    return TensorBoardSink(run.tensorboard, purge_step=purge)
+
+
+__all__ = ["GRID_TAG", "TAGS", "TensorBoardSink", "open_sink", "require_tensorboard"]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mnistgan.atomic import write_bytes_atomic
@@ -94,8 +95,6 @@ def load_dataset(
 def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Images uint8 (N, 28, 28) and labels (N,) or None from an .npz (`images`, optional
     `labels`) or a folder of IDX files (its training split, as `--dataset idx` reads it)."""
-    import numpy as np
-
     path = Path(path)
     if path.is_dir():
         ds = load_dataset("idx", path, cache=False)

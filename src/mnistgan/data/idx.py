@@ -22,16 +22,12 @@ from typing import BinaryIO
 import numpy as np
 
 from mnistgan.atomic import write_bytes_atomic
-from mnistgan.errors import UserError
+from mnistgan.errors import IdxError
 
 UBYTE = 0x08
 MAX_NDIM = 4
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20  # bytes read, and at most decompressed, per step
-
-
-class IdxError(UserError):
-    """An IDX file that is unreadable, truncated or not what it claims to be."""
 
 
 def decode_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistgan.data.idx import IdxError, encode_idx, read_idx
-from mnistgan.errors import UserError
+from mnistgan.errors import NotFound, UserError
 
 SPLIT_FILES: Mapping[str, str] = {
     "train_images": "train-images-idx3-ubyte",
@@ -66,10 +66,6 @@ FASHION_MNIST = DatasetSpec(
 USER_IDX = DatasetSpec(name="idx", folder="MNIST", md5=None, require_test=False)
 
 Arrays = dict[str, np.ndarray]
-
-
-class NotFound(Exception):
-    """This source holds none of the data set; the message says why, for the final report."""
 
 
 def array_md5(array: np.ndarray) -> str:
@@ -138,6 +134,7 @@ class RegistryPackage:
             raise NotFound(f"holds only MNIST, not {spec.name}")
         path = self.path()
         try:
+            # lazy: an optional source, imported only when it is tried
             import zarr
         except ImportError:
             raise NotFound("the zarr package is not installed") from None
@@ -167,7 +164,7 @@ def _stop_zarr_io_thread() -> None:
     with a 0.2 s join; on a busy CPU (or after Ctrl-C) that join times out and the exit prints
     a traceback ("Cannot close a running event loop"). zarr starts a new one if used again."""
     try:
-        from zarr.core import sync
+        from zarr.core import sync  # lazy: zarr is an optional source
 
         loop, thread = sync.loop[0], sync.iothread[0]
         if loop is not None and thread is not None:
@@ -185,6 +182,7 @@ class TorchvisionDownload:
     label = "download from torchvision's mirrors"
 
     def load(self, spec: DatasetSpec) -> Arrays:
+        # lazy: an optional source, imported only when it is tried
         from torchvision import datasets
 
         cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}.get(spec.name)

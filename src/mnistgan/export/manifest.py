@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
-from mnistgan import __version__
+from mnistgan._version import __version__
 from mnistgan.errors import UserError
 from mnistgan.export.commit import MANIFEST, manifest_entries
 from mnistgan.export.draw import Judge, Tally

@@ -153,7 +153,7 @@ def export_dataset(sampler: Sampler, out: str | os.PathLike,
     into the manifest. Nothing in `out` changes unless the whole export succeeds; an earlier
     export (with `options.overwrite`) is replaced atomically (see `commit`).
     """
-    from mnistgan.metrics.report import MIN_SAMPLES  # lazy: metrics' imports only when run
+    from mnistgan.metrics.evaluation import MIN_SAMPLES  # lazy: metrics' imports only when run
 
     plan, out, log = check_options(options), Path(out), log or (lambda _: None)
     if real_data is not None and sum(plan["train"]) < MIN_SAMPLES:

@@ -4,6 +4,12 @@ Every metric takes samples as a sample function `fn(n)` (returning uint8 images 
 `(images, labels)`), a uint8 tensor, or an `(images, labels)` pair; never a model class. Real
 data comes from the caller (`mnistgan.data.load_dataset()`); real-data figures are cached.
 
+    evaluation.py   the report: evaluate, evaluate_real, fid_score, format_report
+    registry.py     METRICS: label, better-is, format and meaning of each report key
+    recipes.py      the classifier-training recipes (the evaluator's, CAS's) and their loop
+    evaluator.py    the shipped classifier; fid, kid, inception_score, precision_recall,
+                    classes (shares, the collapse alarm), cas: one metric each
+
     from mnistgan.data import load_dataset
     from mnistgan.metrics import evaluate, format_report
     report = evaluate(sample_fn, load_dataset(), n=10_000)
@@ -19,6 +25,14 @@ from mnistgan.metrics.classes import (
     class_balance,
     label_agreement,
 )
+from mnistgan.metrics.evaluation import (
+    evaluate,
+    evaluate_real,
+    fid_score,
+    format_report,
+    real_baseline,
+    real_reference,
+)
 from mnistgan.metrics.evaluator import (
     EVALUATOR_SHA256,
     ClassifierNet,
@@ -31,16 +45,7 @@ from mnistgan.metrics.inception_score import inception_score
 from mnistgan.metrics.inputs import RealData, Samples, SampleSource, check_samples, draw_samples
 from mnistgan.metrics.kid import kernel_distance
 from mnistgan.metrics.precision_recall import knn_radii, precision_recall
-from mnistgan.metrics.report import (
-    evaluate,
-    evaluate_real,
-    fid_score,
-    format_report,
-    real_baseline,
-    real_reference,
-)
-from mnistgan.metrics.stats_cache import cache_dir
-from mnistgan.metrics.training import (
+from mnistgan.metrics.recipes import (
     CAS_RECIPE,
     EVALUATOR_RECIPE,
     Recipe,
@@ -48,6 +53,8 @@ from mnistgan.metrics.training import (
     train_and_save_evaluator,
     train_evaluator,
 )
+from mnistgan.metrics.registry import METRICS, Metric
+from mnistgan.metrics.stats_cache import cache_dir
 
 __all__ = [
     "ALARM_MAX_SHARE",
@@ -60,6 +67,8 @@ __all__ = [
     "Embedding",
     "Evaluator",
     "FeatureStats",
+    "METRICS",
+    "Metric",
     "RealData",
     "Recipe",
     "SampleSource",

@@ -20,7 +20,7 @@ import torch
 
 from mnistgan.errors import UserError
 from mnistgan.metrics.inputs import Samples
-from mnistgan.metrics.training import CAS_RECIPE, Recipe, classifier_accuracy, fit_classifier
+from mnistgan.metrics.recipes import CAS_RECIPE, Recipe, classifier_accuracy, fit_classifier
 
 SCALE_FROM = 60_000  # MNIST's training-set size
 

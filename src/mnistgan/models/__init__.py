@@ -8,14 +8,17 @@ Every generator maps noise `z` [N, z_dim] (and, when conditional, integer labels
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from torch import nn
 
-from mnistgan.config import ModelConfig
 from mnistgan.models.dcgan import DCDiscriminator, DCGenerator
 from mnistgan.models.seed import SeedDiscriminator, SeedGenerator
 
-Builder = Callable[[ModelConfig], tuple[nn.Module, nn.Module]]
+if TYPE_CHECKING:  # models take a ModelConfig; config names ARCHS, so only the type is imported
+    from mnistgan.config import ModelConfig
+
+Builder = Callable[["ModelConfig"], tuple[nn.Module, nn.Module]]
 
 
 def _seed(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:

@@ -17,8 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
+
 from mnistgan.atomic import write_bytes_atomic
+from mnistgan.checkpoint import load_checkpoint
 from mnistgan.errors import UserError
+from mnistgan.run import RunDir
 
 BUNDLE_NAME = "generator.safetensors"
 BUNDLE_SHA256 = "14336b09b817b3f6472e56001ee5a07cff13af3bc085e08c101eaf15ec49a030"
@@ -30,8 +34,6 @@ def bundle_path() -> Path:
 
 def read_bundle(path: Path | None = None, sha256: str | None = None) -> tuple[dict, dict[str, Any]]:
     """(state dict, metadata) of a bundle, after checking its sha256."""
-    import safetensors.torch
-
     path = bundle_path() if path is None else Path(path)
     expected = BUNDLE_SHA256 if sha256 is None else sha256
     if not expected or not path.is_file():
@@ -51,12 +53,8 @@ def read_bundle(path: Path | None = None, sha256: str | None = None) -> tuple[di
 def write_bundle(run: Path, out: Path, metrics: dict | None = None, command: str = "") -> str:
     """Write the EMA generator of `run` (a checkpoint file, or a run folder's last.pt) as a
     bundle; return its sha256. Not best.pt by default: that one is chosen by FID on test data."""
-    import safetensors.torch
-
-    from mnistgan.checkpoint import load_checkpoint
-
     run = Path(run)
-    state = load_checkpoint(run if run.is_file() else run / "checkpoints" / "last.pt")
+    state = load_checkpoint(run if run.is_file() else RunDir(run).last)
     weights = state["ema"] or state["generator"]
     weights = {k: v.contiguous() for k, v in weights.items()}
     meta = {"config": state["config"], "progress": state["progress"], "metrics": metrics or {},

@@ -17,7 +17,6 @@ from the request's Host header.
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
 import socket
 import threading
@@ -32,7 +31,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mnistgan._version import __version__
 from mnistgan.errors import UserError
+from mnistgan.metrics.registry import present
+from mnistgan.pretrained import read_bundle
+from mnistgan.run import RunDir
 from mnistgan.sampling import Sampler, grid_png, latent_walk, load_generator, walk_gif
 
 LIMITS = {"n": 256, "walks": 16, "steps": 64, "seed": 2**32 - 1}
@@ -76,44 +79,24 @@ class Engine:
 def model_info(sampler: Sampler, source: str | Path | None) -> dict[str, Any]:
     """What the page shows beside the grid: name, config, training progress, the command that
     made it and its metrics (the bundle's metadata, or RUN/metrics.json when the run has one)."""
-    from mnistgan.metrics.report import _ROWS as METRIC_ROWS  # (label, key, format, meaning)
-
     meta: dict[str, Any] = {}
     if source is None:
-        from mnistgan.pretrained import read_bundle
-
         meta = read_bundle()[1]
         name = f"bundled {sampler.cfg.preset} generator"
     else:
-        run = _run_folder(Path(source))
-        name = run.name if run is not None else Path(source).name
-        meta["metrics"] = _run_metrics(run) if run is not None else {}
+        run = RunDir.of(source)
+        name = run.path.name if run is not None else Path(source).name
+        meta["metrics"] = (run.read_metrics() if run is not None else None) or {}
     metrics = meta.get("metrics") or {}
     real = metrics.get("real") or {}
-    rows = [{"label": label, "value": spec.format(metrics[key]), "note": note,
-             "real": spec.format(real[key]) if real.get(key) is not None else "-"}
-            for label, key, spec, note in METRIC_ROWS if metrics.get(key) is not None]
+    rows = [{"label": m.label, "value": m.show(metrics[m.key]), "note": m.note,
+             "real": m.show(real.get(m.key))} for m in present(metrics)]
     return {"name": name, "source": sampler.source, "preset": sampler.cfg.preset,
             "conditional": bool(sampler.num_classes), "num_classes": sampler.num_classes,
             "z_dim": sampler.z_dim, "parameters": sum(p.numel() for p in sampler.G.parameters()),
             "progress": meta.get("progress"), "command": meta.get("command") or None,
             "metrics": rows, "metrics_n": metrics.get("n"), "config": sampler.cfg.to_dict(),
             "limits": LIMITS}
-
-
-def _run_folder(path: Path) -> Path | None:
-    """The run folder of a run folder or of a checkpoint inside RUN/checkpoints/."""
-    if path.is_dir():
-        return path
-    return path.parent.parent if path.parent.name == "checkpoints" else None
-
-
-def _run_metrics(run: Path) -> dict:
-    """The report cached in RUN/metrics.json by `mnistgan report`, or {} when there is none."""
-    try:
-        return json.loads((run / "metrics.json").read_text(encoding="utf-8"))["report"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -260,9 +243,8 @@ def serve(source: str | Path | None = None, *, host: str = "127.0.0.1", port: in
           device: str = "cpu", log: Callable[[str], None] = print) -> None:
     """Load the generator (the bundled one when `source` is None), then serve it on host:port
     until interrupted. A host that is not loopback is said aloud: the whole network can use it."""
+    # lazy: uvicorn, only when a server runs
     import uvicorn
-
-    from mnistgan import __version__
 
     # A 64-image grid is a small batch: one thread does it in milliseconds, and on a busy CPU
     # more threads mostly wait on each other (6 ms against 200 ms measured on 2 shared cores).

@@ -45,6 +45,7 @@ class _Images(torch.nn.Module):
 def require_onnx() -> None:
     """Raise a one-line `UserError` if the onnx extra is not installed."""
     try:
+        # lazy: the onnx extra
         import onnx  # noqa: F401
     except ImportError:
         raise UserError(MISSING) from None
@@ -54,6 +55,7 @@ def export_generator(sampler, out: str | os.PathLike) -> dict:
     """Write the sampler's generator to `out` as ONNX; returns what the file holds (input and
     output names, shapes, the opset) for the caller to report."""
     require_onnx()
+    # lazy: the onnx extra
     import onnx
 
     out = Path(out)

@@ -4,7 +4,8 @@ This module owns the real-test-set reference (features, float64 statistics and k
 10,000 test images, cached), the real-data baseline (the same metrics on `n` real *training*
 images against the test set, cached, so a reader always sees what "good" looks like at this
 sample count), `evaluate` / `evaluate_real` that build the report dict, `fid_score` for cheap
-FID during training, and `format_report`, the readable table.
+FID during training, and `format_report`, the readable table. What each key means and how it is
+shown is `mnistgan.metrics.registry.METRICS`.
 
 Report keys: `n`, `fid`, `kid`, `is`, `precision`, `recall`, `class_share` (10),
 `class_share_min`, `class_share_max`, `class_kl`, `collapse_alarm`, `label_agreement` (labelled
@@ -31,9 +32,10 @@ from mnistgan.metrics.inputs import RealData, Samples, SampleSource, check_sampl
 from mnistgan.metrics.kid import kernel_distance, self_term
 from mnistgan.metrics.memorisation import memorisation, memorisation_reference
 from mnistgan.metrics.precision_recall import K, knn_radii, precision_recall
+from mnistgan.metrics.recipes import CAS_RECIPE, resolved_bf16
+from mnistgan.metrics.registry import BY_KEY, METRICS
 from mnistgan.metrics.stats_cache import cache_dir as resolve_cache_dir
 from mnistgan.metrics.stats_cache import cache_key, cached_json, cached_tensors
-from mnistgan.metrics.training import CAS_RECIPE, resolved_bf16
 
 NOT_DIGITS = frozenset({"fashion-mnist"})
 MIN_SAMPLES = 50  # below this the k-NN manifolds and the covariance are mostly noise
@@ -297,41 +299,21 @@ def fid_score(
     )
 
 
-# (label, key, format, what it means) for each row of the table.
-_ROWS = [
-    ("FID", "fid", "{:.3f}", "lower is better; evaluator features, not Inception"),
-    ("KID", "kid", "{:.4f}", "lower is better; unbiased, so about 0 for real data"),
-    ("Inception score", "is", "{:.2f}", "higher is better, at most 10"),
-    ("precision", "precision", "{:.3f}", "share of samples that look real"),
-    ("recall", "recall", "{:.3f}", "share of real digits the samples cover"),
-    ("class share min", "class_share_min", "{:.1%}", "fair share is 10%"),
-    ("class share max", "class_share_max", "{:.1%}", ""),
-    ("KL from uniform", "class_kl", "{:.4f}", "nats; 0 = every digit equally often"),
-    ("label agreement", "label_agreement", "{:.2%}", "evaluator's digit == requested label"),
-    ("CAS", "cas", "{:.2%}", "real-test accuracy of a classifier trained on these"),
-    ("memorisation", "memorisation", "{:.2%}",
-     "share nearer a training image than 99% of real test digits"),
-]
-
-
-def _fmt(value: object, spec: str) -> str:
-    return "-" if value is None else spec.format(value)
-
-
 def format_report(report: dict) -> str:
     """A readable table: each figure beside its real-data baseline, e.g.
     `FID 2.93 (real data: 1.10)`."""
     real = report.get("real", {})
     n = report["n"]
     lines = [f"{n} samples vs the real MNIST test set; real data = {n} real training images"]
-    for label, key, spec, note in _ROWS:
-        if key not in report:
+    for m in METRICS:
+        if m.key not in report:
             continue
-        value, base = _fmt(report[key], spec), _fmt(real.get(key), spec)
-        lines.append(f"  {label:<16} {value:>8}  {f'(real data: {base})':<21} {note}".rstrip())
+        value, base = m.show(report[m.key]), m.show(real.get(m.key))
+        lines.append(f"  {m.label:<16} {value:>8}  {f'(real data: {base})':<21} {m.note}".rstrip())
+    cas = BY_KEY["cas"]
     for m, value in report.get("cas_at", {}).items():
-        base = _fmt(real.get("cas_at", {}).get(m), "{:.2%}")
-        lines.append(f"  {'CAS ' + m:<16} {value:>8.2%}  {f'(real data: {base})':<21} "
+        base = cas.show(real.get("cas_at", {}).get(m))
+        lines.append(f"  {'CAS ' + m:<16} {cas.show(value):>8}  {f'(real data: {base})':<21} "
                      f"classifier trained on {m} samples; real: on min({m}, 60000) real images")
     alarm = "YES, check for mode collapse" if report["collapse_alarm"] else "no"
     lines.append(f"  {'collapse alarm':<16} {alarm}")
