@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
 
 import mnistgan
+from conftest import run_cli
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.errors import UserError
 from mnistgan.trainer import Trainer
@@ -39,7 +39,8 @@ def test_python_api_trains_and_resumes_exactly(fake_dir, tmp_path):
     resumed = mnistgan.train(resume=tmp_path / "split", max_steps=8, log=None)
     assert resumed.outcome.step == 8 and resumed.cfg.train.max_steps == 8
     assert states_equal(tmp_path / "straight", tmp_path / "split")
-    steps = [json.loads(x)["step"] for x in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    log = (tmp_path / "split" / "log.jsonl").read_text().splitlines()
+    steps = [json.loads(x)["step"] for x in log]
     assert steps == [2, 4, 6, 8]  # the resume logged from step 3 on, nothing twice
 
 

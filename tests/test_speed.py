@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
 
 import mnistgan.runtime as runtime
+from conftest import run_cli
 from mnistgan.config import load_preset
 from mnistgan.data import load_dataset
 from mnistgan.trainer import Trainer

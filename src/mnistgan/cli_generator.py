@@ -21,21 +21,27 @@ animated GIF beside the PNG (OUT with .gif) plays every walk at once.
 \b
 Examples:
   mnistgan sample --checkpoint runs/cdcgan-000 --out grid.png
-  mnistgan sample --checkpoint runs/cdcgan-000/checkpoints/best.pt --digit 7 --seed 3 --out sevens.png
+  mnistgan sample --checkpoint runs/cdcgan-000/checkpoints/best.pt --digit 7 --out sevens.png
   mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --out walk.png   # + walk.gif
-  mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --digit 3 --walks 6 --steps 16 --out walk3.png
+  mnistgan sample --checkpoint runs/cdcgan-000 --interpolate --digit 3 --walks 6 --out walk3.png
 """
 
 
 @click.command(help=SAMPLE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run folder or checkpoint file.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
-@click.option("--digit", type=int, default=None, help="Draw only this digit (conditional generators).")
+@click.option("--digit", type=int, default=None, help="Draw only this digit (conditional "
+                                                      "generators).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed.")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-@click.option("--interpolate", is_flag=True, help="Write a latent walk (grid PNG + animated GIF beside it) instead of a grid.")
-@click.option("--walks", type=int, default=None, help="With --interpolate: walks, one per row (default 10, one per digit, or 8 unconditional).")
-@click.option("--steps", type=int, default=None, help="With --interpolate: steps per walk, the columns (default 10).")
+@click.option("--interpolate", is_flag=True, help="Write a latent walk (grid PNG + animated GIF "
+                                                  "beside it) instead of a grid.")
+@click.option("--walks", type=int, default=None, help="With --interpolate: walks, one per row "
+                                                      "(default 10, one per digit, or 8 "
+                                                      "unconditional).")
+@click.option("--steps", type=int, default=None, help="With --interpolate: steps per walk, the "
+                                                      "columns (default 10).")
 def sample(checkpoint: Path | None, out: Path, digit: int | None, seed: int, device: str,
            interpolate: bool, walks: int | None, steps: int | None) -> None:
     from mnistgan.runtime import resolve_device  # lazy: torch, for this command only
@@ -63,7 +69,8 @@ def _sample_walk(sampler, out: Path, digit: int | None, seed: int, walks: int | 
     walks = (10 if sampler.num_classes else 8) if walks is None else walks
     check_writable(out)
     png, gif = save_walk(out, latent_walk(sampler, walks, steps, seed=seed, digit=digit))
-    click.echo(f"wrote {png} and {gif} ({walks} walks x {steps} steps, slerp, from {sampler.source})")
+    click.echo(f"wrote {png} and {gif} ({walks} walks x {steps} steps, slerp, from "
+               f"{sampler.source})")
 
 
 EVALUATE_HELP = """Score samples with the offline MNIST evaluator, beside real data's figures.
@@ -85,16 +92,25 @@ Examples:
 
 
 @click.command(help=EVALUATE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint to sample from (default: the bundled generator).")
-@click.option("--samples", type=click.Path(path_type=Path), default=None, help="An .npz (images, labels) or a folder of IDX files.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run folder or checkpoint to sample from (default: the bundled generator).")
+@click.option("--samples", type=click.Path(path_type=Path), default=None,
+              help="An .npz (images, labels) or a folder of IDX files.")
 @click.option("--real", is_flag=True, help="Score real training images: the baseline itself.")
 @click.option("--n", type=int, default=10_000, show_default=True, help="Number of samples.")
-@click.option("--cas", is_flag=True, help="Also train a classifier on the samples (CAS; needs labels).")
-@click.option("--cas-n", type=str, default=None, help="CAS at scale: comma-separated sample counts, e.g. 60000,600000; a classifier trained on each many fresh samples, beside real data's.")
-@click.option("--no-memorisation", is_flag=True, help="Skip the memorisation check (nearest training image of every sample).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report as JSON here.")
+@click.option("--cas", is_flag=True, help="Also train a classifier on the samples (CAS; needs "
+                                          "labels).")
+@click.option("--cas-n", type=str, default=None, help="CAS at scale: comma-separated sample "
+                                                      "counts, e.g. 60000,600000; a classifier "
+                                                      "trained on each many fresh samples, beside"
+                                                      " real data's.")
+@click.option("--no-memorisation", is_flag=True, help="Skip the memorisation check (nearest "
+                                                      "training image of every sample).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write the report as JSON here.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for --checkpoint.")
-@click.option("--data-dir", type=str, default="data", show_default=True, help="Where MNIST is found or cached.")
+@click.option("--data-dir", type=str, default="data", show_default=True,
+              help="Where MNIST is found or cached.")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
 def evaluate(checkpoint, samples, real, n, cas, cas_n, no_memorisation, json_out, seed, data_dir,
              device) -> None:
@@ -163,7 +179,8 @@ Examples:
 
 
 @click.command("export-onnx", help=EXPORT_ONNX_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file (default: the generator bundled with mnistgan).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run folder or checkpoint file (default: the generator bundled with mnistgan).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="ONNX file to write.")
 def export_onnx(checkpoint: Path | None, out: Path) -> None:
     # lazy: torch and the library, for this command only (mnistgan --help stays fast)
@@ -194,9 +211,12 @@ Examples:
 
 
 @click.command(help=SERVE_HELP)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Run folder or checkpoint file (default: the bundled generator).")
-@click.option("--host", type=str, default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 opens it to the network.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: any free port, printed at start).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run folder or checkpoint file (default: the bundled generator).")
+@click.option("--host", type=str, default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 opens it to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
 def serve(checkpoint: Path | None, host: str, port: int, device: str) -> None:
     # lazy: torch and the library, for this command only (mnistgan --help stays fast)
@@ -224,13 +244,19 @@ Examples:
 
 @click.command(help=REPORT_HELP)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--n", type=int, default=10_000, show_default=True, help="Samples for the metrics (0: leave the metrics out).")
-@click.option("--cas", is_flag=True, help="Add CAS to the metrics (trains a small classifier, about 30 s).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed of the samples shown and scored.")
-@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist", show_default=True, help="The real data the metrics compare against.")
-@click.option("--data-dir", type=str, default="data", show_default=True, help="Where the real data is found or cached.")
+@click.option("--n", type=int, default=10_000, show_default=True,
+              help="Samples for the metrics (0: leave the metrics out).")
+@click.option("--cas", is_flag=True, help="Add CAS to the metrics (trains a small classifier, "
+                                          "about 30 s).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Noise seed of the samples shown and scored.")
+@click.option("--dataset", type=click.Choice(["mnist", "idx"]), default="mnist", show_default=True,
+              help="The real data the metrics compare against.")
+@click.option("--data-dir", type=str, default="data", show_default=True,
+              help="Where the real data is found or cached.")
 @click.option("--device", type=str, default="cpu", show_default=True, help="Device to sample on.")
-def report(run: Path, n: int, cas: bool, seed: int, dataset: str, data_dir: str, device: str) -> None:
+def report(run: Path, n: int, cas: bool, seed: int, dataset: str, data_dir: str,
+           device: str) -> None:
     # lazy: torch and the library, for this command only (mnistgan --help stays fast)
     from mnistgan.data import load_dataset
     from mnistgan.run_report import write_report

@@ -50,7 +50,7 @@ class EMA:
     @torch.no_grad()
     def update(self, g: torch.nn.Module, updates: int) -> None:
         d = min(self.decay, (1 + updates) / (10 + updates))
-        for avg, cur in zip(self.module.parameters(), g.parameters()):
+        for avg, cur in zip(self.module.parameters(), g.parameters(), strict=True):
             avg.lerp_(cur, 1.0 - d)
-        for avg, cur in zip(self.module.buffers(), g.buffers()):
+        for avg, cur in zip(self.module.buffers(), g.buffers(), strict=True):
             avg.copy_(cur)

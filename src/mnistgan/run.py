@@ -109,7 +109,8 @@ class RunDir:
         try:
             RunConfig.from_dict(json.loads(self.config.read_text(encoding="utf-8")))
         except (OSError, ValueError, UserError):
-            raise UserError(f"{where} has no mnistgan config.json; not a run, nothing deleted") from None
+            raise UserError(f"{where} has no mnistgan config.json; not a run, nothing "
+                            "deleted") from None
         known = {p.name for p in (self.config, self.log, self.images, self.checkpoints,
                                   self.generator, self.discriminator, self.metrics, self.report,
                                   self.tensorboard)}

@@ -142,7 +142,8 @@ class Sampler:
         return self.sample(n, labels, seed=seed), labels
 
 
-def sample_grid(sampler: Sampler, seed: int = 0, digit: int | None = None) -> tuple[torch.Tensor, int]:
+def sample_grid(sampler: Sampler, seed: int = 0,
+                digit: int | None = None) -> tuple[torch.Tensor, int]:
     """(uint8 images, images per row) of the standard grid: 10x10 with row r digit r (or every
     cell `digit`) for a conditional generator, 8x8 for an unconditional one."""
     if digit is not None and not 0 <= digit <= 9:

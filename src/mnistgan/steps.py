@@ -46,7 +46,8 @@ class GANSteps:
         self.noise = torch.Generator(device).manual_seed(t.seed)
         fixed = torch.Generator().manual_seed(t.seed + 1)
         self.fixed_z = torch.randn(t.grid_size, cfg.model.z_dim, generator=fixed).to(device)
-        self.fixed_y = (torch.arange(t.grid_size, device=device) // 10) % 10 if self.num_classes else None
+        rows = (torch.arange(t.grid_size, device=device) // 10) % 10
+        self.fixed_y = rows if self.num_classes else None
         self.batches = DeviceBatches(
             data.train_images, data.train_labels, batch_size=t.batch_size, seed=t.seed,
             device=device, normalize=cfg.data.normalize,

@@ -148,7 +148,8 @@ class Trainer(GANSteps):
     def _epoch_bar(self) -> Iterator[tqdm]:
         p, epochs = self.progress, self.cfg.train.epochs
         bar = tqdm(
-            total=self.batches.steps_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{epochs}",
+            total=self.batches.steps_per_epoch, initial=p.batch,
+            desc=f"epoch {p.epoch + 1}/{epochs}",
             unit="step", leave=False, disable=None if self.world.main else True, dynamic_ncols=True,
         )
         try:
@@ -187,7 +188,7 @@ class Trainer(GANSteps):
         if not any(flags):
             self.good_step = p.step
             return True
-        what = ", ".join(name for name, flag in zip(NONFINITE, flags) if flag)
+        what = ", ".join(name for name, flag in zip(NONFINITE, flags, strict=True) if flag)
         where = f"training diverged: non-finite {what} between steps {self.good_step} and {p.step}"
         last = None if self.run is None else self.run.last
         if last is None or not last.is_file():
@@ -220,7 +221,7 @@ class Trainer(GANSteps):
         """Write the window's means to log.jsonl and the tutorial's line to the console."""
         p, t = self.progress, self.cfg.train
         means = (self.window / max(self.window_steps, 1)).tolist()  # the one host sync
-        stats = dict(zip(STATS, means))
+        stats = dict(zip(STATS, means, strict=True))
         rate = self.window_steps * t.batch_size / max(p.seconds - self.window_began, 1e-9)
         record = {"epoch": p.epoch, "step": p.step, "images": p.images, **stats,
                   "images_per_s": rate, "seconds": p.seconds}
