@@ -20,11 +20,13 @@ import torch
 
 from conftest import fake_arrays, run_cli, skip_optional, write_fake
 from mnistgan import pretrained
-from mnistgan.cli import RESUMABLE, main
+from mnistgan.cli import main
 from mnistgan.config import RunConfig
 from mnistgan.data import load_dataset
 from mnistgan.errors import UserError
 from mnistgan.sampling import load_generator
+from mnistgan.session import RESUMABLE
+from mnistgan.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
@@ -124,22 +126,22 @@ def test_fashion_mnist_with_wrong_files_is_one_line(tmp_path, capsys, fake_dir):
 ])
 def test_losses_train_through_the_trainer(fake_dir, monkeypatch, optim, penalty):
     """A few steps with each loss: finite losses, G and D both move, the penalty is applied."""
-    from mnistgan import losses, train
+    from mnistgan import losses, steps
 
     calls = []
     if penalty is not None:
-        real_penalty = getattr(train, penalty)
+        real_penalty = getattr(steps, penalty)
 
         def spy(*args, **kwargs):
             out = real_penalty(*args, **kwargs)
             calls.append(out.item())
             return out
 
-        monkeypatch.setattr(train, penalty, spy)
+        monkeypatch.setattr(steps, penalty, spy)
     cfg = RunConfig.from_dict({"model": {"arch": "dcgan", "ch": 8}, "optim": optim,
                                "data": {"dataset": "idx", "data_dir": str(fake_dir)},
                                "train": {"batch_size": 16}})
-    tr = train.Trainer(cfg, load_dataset("idx", fake_dir, cache=False), device=torch.device("cpu"))
+    tr = Trainer(cfg, load_dataset("idx", fake_dir, cache=False), device=torch.device("cpu"))
     assert tr.loss is losses.LOSSES[optim["loss"]]
     g0 = [p.detach().clone() for p in tr.G.parameters()]
     d0 = [p.detach().clone() for p in tr.D.parameters()]
