@@ -119,6 +119,9 @@ class RunDir:
         if foreign:
             raise UserError(f"{where} holds {foreign[0]!r}, which mnistgan does not write; "
                             "nothing deleted")
+        if self.checkpoints.exists() and not self._checkpoints_as_written():
+            raise UserError(f"{where}: checkpoints/ holds what mnistgan does not write there; "
+                            "nothing deleted")
         if not (self._checkpoints_as_written() or self._log_as_written()):
             raise UserError(f"{where} has neither checkpoints/ nor log.jsonl as mnistgan writes "
                             "them; not a run, nothing deleted")
@@ -230,4 +233,5 @@ def check_own_folder(path: Path) -> None:
         raise UserError(f"--out {path}: is the working directory or above it; give a run "
                         "folder of its own, e.g. --out runs/NAME")
     if target == Path.home().resolve():
-        raise UserError(f"--out {path}: is the home directory; give a run folder of its own")
+        raise UserError(f"--out {path}: is the home directory; give a run folder of its own, "
+                        "e.g. --out runs/NAME")
