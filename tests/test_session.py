@@ -103,7 +103,7 @@ NOT_RUNS = {
                                             "no mnistgan config.json"),
     "config.json alone": ({"config.json": None}, "neither checkpoints/ nor log.jsonl"),
     "a foreign file in checkpoints/": ({"config.json": None, "checkpoints/notes.txt": "mine"},
-                                       "neither checkpoints/ nor log.jsonl"),
+                                       "checkpoints/ holds what mnistgan does not write"),
     "a log that is not mnistgan's": ({"config.json": None, "log.jsonl": "hello\nworld\n"},
                                      "neither checkpoints/ nor log.jsonl"),
     "a run plus a file of the user's": ({"config.json": None, "checkpoints/last.pt": "x",
