@@ -43,6 +43,10 @@ class Outcome:
     step: int
     signal: int | None = None
 
+    def __str__(self) -> str:
+        how = self.ended if self.signal is None else f"interrupted by signal {self.signal}"
+        return f"{how} after {self.step} steps"
+
     @property
     def exit_status(self) -> int:
         """The process's exit status by convention: 0, or 128 + the signal number."""
