@@ -1,6 +1,8 @@
 """Behaviour the README promises that no other test checked: the bundled generator as the
-default and its sha256 refusal, `evaluate --samples`, Fashion-MNIST, the WGAN-GP / R1 / LSGAN
-losses through the Trainer, SIGINT's exit 130, `--snapshot-every`, and the flags a resume takes."""
+default (load_generator, sample, generate, evaluate) and its sha256 refusal, `generate
+--evaluate`, `evaluate --cas` and `--samples`, Fashion-MNIST, the WGAN-GP / R1 / LSGAN losses
+through the Trainer, SIGINT's exit 130, `--snapshot-every`, and the flags a resume takes (every
+`train` flag either listed in the README and accepted, or refused)."""
 
 from __future__ import annotations
 
