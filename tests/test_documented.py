@@ -262,6 +262,7 @@ def test_every_train_flag_is_either_resumable_or_refused():
     flags = {o for p in cli.commands["train"].params for o in p.opts if o.startswith("--")}
     assert flags - NOT_RUN_OPTIONS == set(RESUME_VALUES) | set(FIXED_VALUES)
     assert documented_resume_flags() == set(RESUME_VALUES)
+    assert {"--" + k.replace("_", "-") for k in RESUMABLE} | {"--tensorboard"} == set(RESUME_VALUES)
     assert "--no-compile" in {o for p in cli.commands["train"].params for o in p.secondary_opts}
 
 
