@@ -1,4 +1,5 @@
-"""torchrun: two CPU processes (gloo) train one run; rank 0 alone writes; resumes at any size."""
+"""torchrun: two CPU processes (gloo) train one run; rank 0 alone writes; resumes at any size;
+a NaN on one rank stops every rank."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import torch
 from mnistgan.checkpoint import load_checkpoint
 from mnistgan.distributed import World
 
+HERE = Path(__file__).resolve().parent
 
-def torchrun(nproc: int, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+
+def torchrun(nproc: int, *args: str, cwd: Path, script: tuple[str, ...] = ("-m", "mnistgan"),
+             env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           "--standalone", "-m", "mnistgan", "train", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+           "--standalone", *script, "train", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_two_processes_train_one_run_and_resume_at_another_size(fake_dir, tmp_path):
@@ -44,6 +48,31 @@ def test_two_processes_train_one_run_and_resume_at_another_size(fake_dir, tmp_pa
     assert final["progress"]["step"] == 8 and final["progress"]["images"] == 8 * 32
     assert any(not torch.equal(final["generator"][k], state["generator"][k])
                for k in state["generator"])
+
+
+def test_a_nan_on_one_rank_stops_every_rank(fake_dir, tmp_path):
+    """Rank 1 alone computes a NaN generator loss in step 6 (tests/poison_rank.py). Its
+    gradients reach rank 0 through DDP, but the loss itself only through the all-reduce of the
+    non-finite flags, so rank 0's line naming g_loss shows every rank decided on every rank's
+    flags. Both stop at the same boundary (step 6, a log step), none hangs in a collective,
+    and rank 0 keeps the last good checkpoint (step 4)."""
+    run = tmp_path / "run"
+    nan = torchrun(2, "--preset", "cdcgan", "--dataset", "idx", "--data-dir", str(fake_dir),
+                   "--out", str(run), "--max-steps", "12", "--batch-size", "16",
+                   "--log-every", "2", "--checkpoint-every", "4", "--eval-every", "0",
+                   cwd=tmp_path, script=(str(HERE / "poison_rank.py"),),
+                   env={"POISON_RANK": "1", "POISON_CALL": "6"}, timeout=600)
+    where = "training diverged: non-finite g_loss, G's gradients between steps 4 and 6"
+    last = run / "checkpoints" / "last.pt"
+    assert nan.returncode != 0
+    assert f"mnistgan: error: {where}; the last good checkpoint {last} is kept" in nan.stderr, \
+        nan.stderr[-3000:]
+    assert f"mnistgan: error: {where}; rank 1 stops with rank 0\n" in nan.stderr
+    assert nan.stderr.count("exitcode  : 2") == 2  # torchrun's summary: both ranks exited 2
+    assert "Traceback" not in nan.stderr.split("mnistgan: error:")[0], nan.stderr[-3000:]
+    assert load_checkpoint(last)["progress"]["step"] == 4
+    assert [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()] == [2, 4]
+    assert not (run / "generator.pth").exists()  # a poisoned state is never exported
 
 
 def test_batch_must_split_evenly_across_processes(fake_dir, tmp_path):

@@ -1,6 +1,8 @@
 """Behaviour the README promises that no other test checked: the bundled generator as the
-default and its sha256 refusal, `evaluate --samples`, Fashion-MNIST, the WGAN-GP / R1 / LSGAN
-losses through the Trainer, SIGINT's exit 130, `--snapshot-every`, and the flags a resume takes."""
+default (load_generator, sample, generate, evaluate) and its sha256 refusal, `generate
+--evaluate`, `evaluate --cas` and `--samples`, Fashion-MNIST, the WGAN-GP / R1 / LSGAN losses
+through the Trainer, SIGINT's exit 130, `--snapshot-every`, and the flags a resume takes (every
+`train` flag either listed in the README and accepted, or refused)."""
 
 from __future__ import annotations
 
@@ -64,6 +66,31 @@ def test_a_tampered_bundle_is_refused(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(capsys, "sample", "--out", str(tmp_path / "g.png"))
     assert code == 2 and err.count("\n") == 1 and "is not the bundled generator's" in err
     assert not (tmp_path / "g.png").exists()
+
+
+def test_generate_without_a_checkpoint_uses_the_bundle_and_evaluate_scores_it(tmp_path, capsys,
+                                                                             monkeypatch):
+    """`generate` and `evaluate` with no generator named draw from the bundle; `generate
+    --evaluate` puts the metrics and CAS of the training split beside real data's into the
+    manifest, and `evaluate --cas` adds CAS beside real data's."""
+    monkeypatch.chdir(tmp_path)
+    bundled = f"bundled {pretrained.BUNDLE_NAME}"
+    code, out, err = run_cli(capsys, "generate", "--out", "synth", "--n-train", "60",
+                             "--n-test", "10", "--evaluate")
+    assert code == 0, err
+    assert f"generator: {bundled}" in out
+    manifest = json.loads((tmp_path / "synth" / "manifest.json").read_text())
+    assert manifest["generator"]["source"] == bundled
+    ev = manifest["evaluation"]
+    assert ev["n"] == 60 and {"fid", "is", "cas", "label_agreement"} <= ev.keys()
+    assert {"fid", "cas"} <= ev["real"].keys() and 0 <= ev["cas"] <= 1
+    assert ev["label_agreement"] > 0.9  # the bundle draws the digits it is asked for
+    code, out, err = run_cli(capsys, "evaluate", "--n", "60", "--cas", "--no-memorisation",
+                             "--json", "bundle.json")
+    assert code == 0, err
+    report = json.loads((tmp_path / "bundle.json").read_text())
+    assert 0 <= report["cas"] <= 1 and 0 <= report["real"]["cas"] <= 1
+    assert report["label_agreement"] > 0.9 and "memorisation" not in report
 
 
 # -- evaluate --samples ------------------------------------------------------------------------
@@ -196,23 +223,82 @@ def test_snapshot_every_keeps_every_nth_epoch(tmp_path):
     assert load_checkpoint(run / "checkpoints" / "epoch-0002.pt")["progress"]["step"] == 2
 
 
-def test_resume_accepts_exactly_the_documented_flags(fake_dir, tmp_path, capsys):
-    """The README's list of flags a resume may change is RESUMABLE (plus --tensorboard), and
-    each of the newer ones is really accepted; a flag outside it is refused."""
+# A valid value for each `train` flag a resume may change, and the config key it lands in (a
+# value that differs from what the run was made with, so the dry run shows it was taken).
+RESUME_VALUES = {
+    "--epochs": (["7"], ("train", "epochs"), 7),
+    "--max-steps": (["5"], ("train", "max_steps"), 5),
+    "--max-minutes": (["5"], ("train", "max_minutes"), 5),
+    "--log-every": (["3"], ("train", "log_every"), 3),
+    "--checkpoint-every": (["9"], ("train", "checkpoint_every"), 9),
+    "--snapshot-every": (["2"], ("train", "snapshot_every"), 2),
+    "--eval-every": (["11"], ("train", "eval_every"), 11),
+    "--device": (["cpu"], ("train", "device"), "cpu"),
+    "--data-dir": (["elsewhere"], ("data", "data_dir"), "elsewhere"),
+    "--on-nan": (["rollback"], ("train", "on_nan"), "rollback"),
+    "--precision": (["fp32"], ("train", "precision"), "fp32"),
+    "--memory-format": (["contiguous"], ("train", "memory_format"), "contiguous"),
+    "--compile": ([], ("train", "compile"), True),
+    "--tensorboard": ([], None, None),  # an output, not a config key
+}
+# A valid value for every other flag: each is refused on resume.
+FIXED_VALUES = {"--preset": ["dcgan"], "--out": ["elsewhere"], "--overwrite": [],
+                "--batch-size": ["8"], "--lr": ["0.01"], "--seed": ["3"], "--dataset": ["mnist"],
+                "--normalize": ["tutorial"], "--config": ["my.toml"]}
+NOT_RUN_OPTIONS = {"--resume", "--dry-run", "--print-config", "--help"}
+
+
+def documented_resume_flags() -> set[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     sentence = re.search(r"Only (`--.*?) may change on resume", text, re.DOTALL).group(1)
-    documented = set(re.findall(r"`(--[a-z-]+)`", sentence))
-    assert documented == {"--" + k.replace("_", "-") for k in RESUMABLE} | {"--tensorboard"}
-    run = tmp_path / "run"
-    main(["train", "--preset", "seed", "--dataset", "idx", "--data-dir", str(fake_dir),
-          "--out", str(run), "--max-steps", "1", "--batch-size", "16"])
-    capsys.readouterr()
-    code, out, err = run_cli(capsys, "train", "--resume", str(run), "--max-minutes", "5",
-                             "--eval-every", "0", "--precision", "fp32", "--memory-format",
-                             "contiguous", "--no-compile", "--dry-run")
-    assert code == 0, err
-    t = json.loads(out)["train"]
-    assert (t["max_minutes"], t["precision"], t["memory_format"]) == (5, "fp32", "contiguous")
-    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--batch-size", "8")
-    assert code == 2 and "cannot change on --resume" in err
+    return set(re.findall(r"`(--[a-z-]+)`", sentence))
 
+
+def test_every_train_flag_is_either_resumable_or_refused():
+    """The two tables below cover every option `mnistgan train` has, so a new flag must be put
+    in one: documented as resumable (and tested) or refused on resume (and tested)."""
+    from mnistgan.cli import cli
+
+    flags = {o for p in cli.commands["train"].params for o in p.opts if o.startswith("--")}
+    assert flags - NOT_RUN_OPTIONS == set(RESUME_VALUES) | set(FIXED_VALUES)
+    assert documented_resume_flags() == set(RESUME_VALUES)
+    assert {"--" + k.replace("_", "-") for k in RESUMABLE} | {"--tensorboard"} == set(RESUME_VALUES)
+    assert "--no-compile" in {o for p in cli.commands["train"].params for o in p.secondary_opts}
+
+
+@pytest.fixture(scope="module")
+def one_step_run(tmp_path_factory):
+    """A run of one step (the seed preset on fake data), resumed with --dry-run by the tests."""
+    tmp = tmp_path_factory.mktemp("resume")
+    data = write_fake(tmp / "data", fake_arrays(n_train=16, n_test=8))
+    main(["train", "--preset", "seed", "--dataset", "idx", "--data-dir", str(data),
+          "--out", str(tmp / "run"), "--max-steps", "1", "--batch-size", "16", "--log-every", "1"])
+    return tmp / "run"
+
+
+@pytest.mark.parametrize("flag", sorted(RESUME_VALUES))
+def test_each_documented_flag_is_accepted_on_resume(one_step_run, capsys, flag):
+    """`train --resume RUN FLAG` takes every flag the README lists and the config shows it."""
+    args, key, value = RESUME_VALUES[flag]
+    capsys.readouterr()
+    code, out, err = run_cli(capsys, "train", "--resume", str(one_step_run), flag, *args,
+                             "--dry-run")
+    assert code == 0, err
+    if key is not None:
+        cfg = json.loads(out)
+        assert cfg[key[0]][key[1]] == value
+    if flag == "--compile":  # and its negative form
+        code, out, err = run_cli(capsys, "train", "--resume", str(one_step_run), "--no-compile",
+                                 "--dry-run")
+        assert code == 0 and json.loads(out)["train"]["compile"] is False, err
+
+
+@pytest.mark.parametrize("flag", sorted(FIXED_VALUES))
+def test_every_other_flag_is_refused_on_resume(one_step_run, capsys, tmp_path, monkeypatch, flag):
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code, _, err = run_cli(capsys, "train", "--resume", str(one_step_run), flag,
+                           *FIXED_VALUES[flag], "--dry-run")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{flag} cannot change on --resume: the run's config fixes it" in err
+    assert not (tmp_path / "elsewhere").exists()  # --out elsewhere: nothing made

@@ -462,6 +462,76 @@ def test_overwrite_deletes_nothing_until_the_new_run_checkpoints(fake_dir, tmp_p
     assert state["config"]["train"]["seed"] == 5 and state["progress"]["step"] == 3
 
 
+REPLACE_CALLS = (("os", "replace"), ("os", "rename"), ("os", "fsync"), ("shutil", "rmtree"))
+
+
+def fail_call(monkeypatch, at: int | None) -> list[str]:
+    """Count the filesystem calls a replace makes (REPLACE_CALLS); the `at`-th (1-based) raises
+    ENOSPC. Returns the names of the calls made, in order."""
+    import shutil
+
+    calls: list[str] = []
+    for module, name in REPLACE_CALLS:
+        owner = {"os": os, "shutil": shutil}[module]
+        real = getattr(owner, name)
+
+        def call(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            if len(calls) == at:
+                _enospc()
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, call)
+    return calls
+
+
+def test_a_failed_call_while_replacing_a_run_never_loses_both(fake_dir, tmp_path, capsys,
+                                                               monkeypatch):
+    """`train --overwrite` of a run, with each rename, replace, fsync and rmtree of the whole
+    command failing in turn: afterwards the old run is whole (in RUN, or set aside in
+    .RUN.replaced, where `--resume RUN` points), or the new run has a checkpoint to resume
+    from (the old one is removed only then) or finished; a failure is one line, exit 2."""
+    import shutil
+
+    template = tmp_path / "template"
+    run_cli(capsys, *train_args(fake_dir, template, "--max-steps", "1"))
+    old = (template / "checkpoints" / "last.pt").read_bytes()
+    new_args = train_args(fake_dir, tmp_path / "run", "--max-steps", "1", "--seed", "5",
+                          "--overwrite")
+
+    def fresh() -> Path:
+        for p in (tmp_path / "run", tmp_path / ".run.replaced"):
+            shutil.rmtree(p, ignore_errors=True)
+        shutil.copytree(template, tmp_path / "run")
+        return tmp_path / "run"
+
+    fresh()
+    with monkeypatch.context() as m:
+        clean = fail_call(m, None)
+        assert run_cli(capsys, *new_args)[0] == 0
+    assert {"replace", "fsync", "rmtree"} <= set(clean)
+    for k in range(1, len(clean) + 1):
+        run, aside = fresh(), tmp_path / ".run.replaced"
+        with monkeypatch.context() as m:
+            fail_call(m, k)
+            code, _, err = run_cli(capsys, *new_args)
+        where = f"call {k} of {len(clean)} ({clean[k - 1]})"
+        if code == 0:  # a failure the command could absorb: the new run finished
+            state = load_checkpoint(run / "checkpoints" / "last.pt")
+            assert state["config"]["train"]["seed"] == 5 and state["progress"]["step"] == 1, where
+            assert (run / "generator.pth").is_file(), where
+            continue
+        one_line_error(code, err, "No space left on device")
+        kept = [p for p in (run, aside) if (p / "checkpoints" / "last.pt").is_file()
+                and (p / "checkpoints" / "last.pt").read_bytes() == old]
+        if not kept:  # gone only once the new run had a checkpoint: that run resumes
+            state = load_checkpoint(run / "checkpoints" / "last.pt")
+            assert state["config"]["train"]["seed"] == 5, f"{where}: the old run is gone"
+        elif kept == [aside] and not (run / "checkpoints" / "last.pt").is_file():
+            code, _, err = run_cli(capsys, "train", "--resume", str(run))
+            one_line_error(code, err, f"the run it replaced is kept at {aside}")
+
+
 # -- every user error in the CLI --------------------------------------------------------------
 
 

@@ -194,6 +194,8 @@ class Trainer(GANSteps):
             return True
         what = ", ".join(name for name, flag in zip(NONFINITE, flags, strict=True) if flag)
         where = f"training diverged: non-finite {what} between steps {self.good_step} and {p.step}"
+        if not self.world.main:  # rank 0 owns the run folder and says what it keeps
+            raise Diverged(f"{where}; rank {self.world.rank} stops with rank 0")
         last = None if self.run is None else self.run.last
         if last is None or not last.is_file():
             raise Diverged(f"{where}; no checkpoint was written")
