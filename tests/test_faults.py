@@ -528,6 +528,7 @@ def test_a_failed_call_while_replacing_a_run_never_loses_both(fake_dir, tmp_path
             state = load_checkpoint(run / "checkpoints" / "last.pt")
             assert state["config"]["train"]["seed"] == 5, f"{where}: the old run is gone"
         elif kept == [aside] and not (run / "checkpoints" / "last.pt").is_file():
+            assert f"the run it replaces is kept whole at {aside}" in err, f"{where}: {err}"
             code, _, err = run_cli(capsys, "train", "--resume", str(run))
             one_line_error(code, err, f"the run it replaced is kept at {aside}")
 

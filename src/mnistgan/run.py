@@ -91,15 +91,23 @@ class RunDir:
                     "it or --overwrite to replace it"
                 )
             run.check_replaceable()
-            run._move_aside()
         try:
+            if overwrite and run.path.is_dir() and any(run.path.iterdir()):
+                run._move_aside()
             run.path.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run.config, json.dumps(cfg.to_dict(), indent=2) + "\n")
             run.images.mkdir(exist_ok=True)
             run.checkpoints.mkdir(exist_ok=True)
         except OSError as e:
-            raise UserError(f"--out {run.path}: cannot create ({e.strerror or e})") from None
+            raise UserError(f"--out {run.path}: cannot create ({e.strerror or e}){run.kept_note()}"
+                            ) from None
         return run
+
+    def kept_note(self) -> str:
+        """Where the run that --overwrite replaces is now, for an error message."""
+        if self.replaced.is_dir():
+            return f"; the run it replaces is kept whole at {self.replaced}"
+        return ""
 
     def check_replaceable(self) -> None:
         """A one-line `UserError` unless this folder is provably an mnistgan run: a config.json

@@ -136,6 +136,12 @@ def train_planned(p: Plan, *, data: Dataset | None = None, world: World | None =
         if p.run is not None:
             _announce(p, trainer, device, world, say)
         outcome = trainer.fit()
+    except (UserError, OSError) as e:  # before the first checkpoint, say where the old run is
+        note = "" if p.run is None else p.run.kept_note()
+        if not note or (isinstance(e, OSError) and e.errno is None):
+            raise
+        what = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
+        raise UserError(f"{what}{note}") from None
     finally:
         world.leave()
         if sink is not None:
