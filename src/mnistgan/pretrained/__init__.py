@@ -25,7 +25,7 @@ from mnistgan.errors import UserError
 from mnistgan.run import RunDir
 
 BUNDLE_NAME = "generator.safetensors"
-BUNDLE_SHA256 = "14336b09b817b3f6472e56001ee5a07cff13af3bc085e08c101eaf15ec49a030"
+BUNDLE_SHA256 = "4fcc49d061c931bfe5f85dbd42e397be6bf753a512963f29518c7aa56838c9d8"
 
 
 def bundle_path() -> Path:
