@@ -442,15 +442,15 @@ def recorded(path: str | Path) -> dict:
 
 def test_evaluator_train_reproduces_its_file_and_records_the_shipped_recipe(
         mnist, tmp_path, monkeypatch):
-    """`mnistgan evaluator train`'s body (train_and_save_evaluator) on 256 digits: the same seed
+    """`mnistgan evaluator train`'s body (train_and_save_evaluator) on 128 digits: the same seed
     and threads write byte-identical files and say whether the file is the shipped one; the
     recipe and seed the file records are those the shipped file records, and the README's
     accuracy is the shipped file's. Retraining on all 60,000 digits and comparing the sha256
     with the shipped file's is `benchmarks/evaluator_repro.py` (minutes; see the README)."""
     from mnistgan.metrics import train_and_save_evaluator
 
-    data = SimpleNamespace(train_images=mnist.train_images[:256],
-                           train_labels=mnist.train_labels[:256],
+    data = SimpleNamespace(train_images=mnist.train_images[:128],
+                           train_labels=mnist.train_labels[:128],
                            test_images=mnist.test_images[:200], test_labels=mnist.test_labels[:200])
     lines: list[str] = []
 
