@@ -68,7 +68,10 @@ def test_a_nan_on_one_rank_stops_every_rank(fake_dir, tmp_path):
     assert f"mnistgan: error: {where}; the last good checkpoint {last} is kept" in nan.stderr, \
         nan.stderr[-3000:]
     assert f"mnistgan: error: {where}; rank 1 stops with rank 0\n" in nan.stderr
-    assert nan.stderr.count("exitcode  : 2") == 2  # torchrun's summary: both ranks exited 2
+    # torchrun's summary lists the first rank to exit 2; whether the other is listed as a second
+    # failure or was already being stopped by torchrun is a race, so only the first is asserted
+    # (both ranks' own lines above show that both stopped on the flags)
+    assert "exitcode  : 2" in nan.stderr
     assert "Traceback" not in nan.stderr.split("mnistgan: error:")[0], nan.stderr[-3000:]
     assert load_checkpoint(last)["progress"]["step"] == 4
     assert [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()] == [2, 4]
