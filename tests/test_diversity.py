@@ -79,6 +79,31 @@ def test_twin_head_outputs_and_config_rules():
         RunConfig.from_dict({"model": {"arch": "seed", "mbstd": 4}})
 
 
+def test_depth_adds_a_conv_per_resolution_and_leaves_depth_0_as_it_was():
+    plain = ModelConfig(arch="dcgan", ch=8, num_classes=10, aux_classifier=True)
+    g0, d0 = build_models(plain)
+    assert {k.split(".")[0] for k in g0.state_dict()} == {"fc", "norm0", "up1", "norm1", "up2"}
+    assert not any(k.startswith("mid") for k in d0.state_dict())  # old checkpoints still load
+    g1, d1 = build_models(ModelConfig(**{**plain.__dict__, "depth": 2}))
+    assert len(g1.mid) == 2 and len(d1.mid1) == 2 and len(d1.mid2) == 2
+    torch.manual_seed(0)
+    z, y = torch.randn(4, 100), torch.arange(4)
+    x = g1(z, y)
+    assert x.shape == (4, 1, 28, 28) and x.abs().max() <= 1
+    logits, classes = d1(x, y, classes=True)
+    assert logits.shape == (4,) and classes.shape == (4, 10)
+    for net, conv in ((g1, g1.mid[1]), (d1, d1.mid2[0])):  # every extra conv is on the path
+        before = net(z, y) if net is g1 else d1(x, y)
+        with torch.no_grad():
+            for p in conv.parameters():
+                p.add_(0.5)
+        assert not torch.allclose(before, net(z, y) if net is g1 else d1(x, y))
+    with pytest.raises(UserError, match="model.depth must be at least 0"):
+        RunConfig.from_dict({"model": {"arch": "dcgan", "depth": -1}})
+    with pytest.raises(UserError, match="no extra depth"):
+        RunConfig.from_dict({"model": {"arch": "seed", "depth": 1}})
+
+
 def _trainer(fake_dir, **optim) -> Trainer:
     from mnistgan.data import load_dataset
 
@@ -132,7 +157,7 @@ def test_resume_is_bitwise_with_every_lever_on(fake_dir, tmp_path, monkeypatch):
     from mnistgan.cli import main
 
     cfg = tmp_path / "levers.toml"
-    cfg.write_text('[model]\ntwin_classifier = true\nmbstd = 4\n'
+    cfg.write_text('[model]\ntwin_classifier = true\nmbstd = 4\ndepth = 1\n'
                    '[optim]\naugment = "translation,cutout"\nlr_decay = 0.5\nlr_floor = 0.1\n')
     common = ["train", "--preset", "cdcgan", "--config", str(cfg), "--dataset", "idx",
               "--data-dir", str(fake_dir), "--batch-size", "8", "--epochs", "2",

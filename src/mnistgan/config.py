@@ -41,6 +41,7 @@ class ModelConfig:
     aux_classifier: bool = False  # D also predicts the digit, an AC-GAN head (conditional dcgan)
     twin_classifier: bool = False  # a twin head taught on fakes (TAC-GAN); needs aux_classifier
     mbstd: int = 0  # group size of D's minibatch standard-deviation channel (0: off)
+    depth: int = 0  # extra 3x3 convs per resolution in G and D (dcgan; 0: the plain DCGAN)
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,12 @@ def _validate_model(m: ModelConfig) -> None:
         raise UserError("model.twin_classifier needs the class head (model.aux_classifier true)")
     if m.mbstd < 0:
         raise UserError(f"model.mbstd must be at least 0, got {m.mbstd}")
-    if m.arch == "seed" and (m.num_classes or m.spectral_norm or m.aux_classifier or m.mbstd):
+    if m.depth < 0:
+        raise UserError(f"model.depth must be at least 0, got {m.depth}")
+    if m.arch == "seed" and (m.num_classes or m.spectral_norm or m.aux_classifier or m.mbstd
+                             or m.depth):
         raise UserError("model.arch seed is the tutorial's: unconditional, no spectral norm, "
-                        "no minibatch std")
+                        "no minibatch std, no extra depth")
     if m.num_classes not in (0, 10):
         raise UserError(f"model.num_classes must be 0 or 10 (digits), got {m.num_classes}")
     _at_least_1([("model.z_dim", m.z_dim), ("model.ch", m.ch)])

@@ -27,9 +27,9 @@ def _seed(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
 
 def _dcgan(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return (
-        DCGenerator(cfg.z_dim, cfg.ch, cfg.num_classes),
+        DCGenerator(cfg.z_dim, cfg.ch, cfg.num_classes, cfg.depth),
         DCDiscriminator(cfg.ch, cfg.num_classes, cfg.spectral_norm, cfg.aux_classifier,
-                        cfg.twin_classifier, cfg.mbstd),
+                        cfg.twin_classifier, cfg.mbstd, cfg.depth),
     )
 
 

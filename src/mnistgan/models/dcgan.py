@@ -58,15 +58,23 @@ class _Norm(nn.Module):
 class DCGenerator(nn.Module):
     """(z (N, z_dim), labels (N,) or None) -> images (N, 1, 28, 28) in [-1, 1]."""
 
-    def __init__(self, z_dim: int = 100, ch: int = 64, num_classes: int = 0):
+    def __init__(self, z_dim: int = 100, ch: int = 64, num_classes: int = 0, depth: int = 0):
         super().__init__()
-        self.z_dim, self.ch, self.num_classes = z_dim, ch, num_classes
+        self.z_dim, self.ch, self.num_classes, self.depth = z_dim, ch, num_classes, depth
         # A conditional G also sees its label from the start, one-hot beside the noise.
         self.fc = nn.Linear(z_dim + num_classes, 2 * ch * 7 * 7, bias=False)
         self.norm0 = _Norm(2 * ch, num_classes)
         self.up1 = nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1, bias=False)
         self.norm1 = _Norm(ch, num_classes)
-        self.up2 = nn.ConvTranspose2d(ch, 1, 4, stride=2, padding=1)
+        if depth == 0:
+            self.up2 = nn.ConvTranspose2d(ch, 1, 4, stride=2, padding=1)
+            return
+        # Deeper: `depth` 3x3 convs at 14x14, then 28x28 features drawn by a last 3x3 conv.
+        self.mid = nn.ModuleList(nn.Conv2d(ch, ch, 3, padding=1, bias=False) for _ in range(depth))
+        self.mid_norms = nn.ModuleList(_Norm(ch, num_classes) for _ in range(depth))
+        self.up2 = nn.ConvTranspose2d(ch, ch // 2, 4, stride=2, padding=1, bias=False)
+        self.norm2 = _Norm(ch // 2, num_classes)
+        self.out = nn.Conv2d(ch // 2, 1, 3, padding=1)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes:
@@ -74,7 +82,12 @@ class DCGenerator(nn.Module):
         x = self.fc(z).view(z.size(0), 2 * self.ch, 7, 7)  # (N, 2ch, 7, 7)
         x = torch.relu(self.norm0(x, labels))
         x = torch.relu(self.norm1(self.up1(x), labels))  # (N, ch, 14, 14)
-        return torch.tanh(self.up2(x))  # (N, 1, 28, 28)
+        if self.depth == 0:
+            return torch.tanh(self.up2(x))  # (N, 1, 28, 28)
+        for conv, norm in zip(self.mid, self.mid_norms, strict=True):
+            x = torch.relu(norm(conv(x), labels))
+        x = torch.relu(self.norm2(self.up2(x), labels))  # (N, ch/2, 28, 28)
+        return torch.tanh(self.out(x))
 
 
 def minibatch_std(h: torch.Tensor, group: int) -> torch.Tensor:
@@ -92,12 +105,15 @@ class DCDiscriminator(nn.Module):
     """(images (N, 1, 28, 28), labels (N,) or None) -> logits (N,)."""
 
     def __init__(self, ch: int = 64, num_classes: int = 0, spectral: bool = False,
-                 classifier: bool = False, twin: bool = False, mbstd: int = 0):
+                 classifier: bool = False, twin: bool = False, mbstd: int = 0, depth: int = 0):
         super().__init__()
         self.num_classes, self.mbstd = num_classes, mbstd
         sn = spectral_norm if spectral else (lambda m: m)
         self.conv1 = sn(nn.Conv2d(1, ch, 4, stride=2, padding=1))  # (N, ch, 14, 14)
         self.conv2 = sn(nn.Conv2d(ch, 2 * ch, 4, stride=2, padding=1))  # (N, 2ch, 7, 7)
+        # Deeper: `depth` 3x3 convs after each of conv1 and conv2, at their resolution.
+        self.mid1 = nn.ModuleList(sn(nn.Conv2d(ch, ch, 3, padding=1)) for _ in range(depth))
+        self.mid2 = nn.ModuleList(sn(nn.Conv2d(2 * ch, 2 * ch, 3, padding=1)) for _ in range(depth))
         self.head = sn(nn.Linear((2 * ch + (mbstd > 0)) * 7 * 7, 1))
         self.embed = None
         if num_classes > 0:
@@ -113,7 +129,11 @@ class DCDiscriminator(nn.Module):
         """Logits (N,); with `classes=True` also the class logits (N, num_classes), or
         (N, 2, num_classes) with a twin head: [:, 0] the real-trained head, [:, 1] the twin."""
         h = nn.functional.leaky_relu(self.conv1(x), 0.2)
+        for conv in self.mid1:
+            h = nn.functional.leaky_relu(conv(h), 0.2)
         h = nn.functional.leaky_relu(self.conv2(h), 0.2)  # (N, 2ch, 7, 7)
+        for conv in self.mid2:
+            h = nn.functional.leaky_relu(conv(h), 0.2)
         stats = minibatch_std(h, self.mbstd) if self.mbstd else h
         out = self.head(stats.flatten(1)).squeeze(1)  # (N,)
         pooled = h.sum((2, 3))  # (N, 2ch), global sum pooling as in the projection paper
