@@ -25,7 +25,7 @@ from mnistgan.errors import UserError
 from mnistgan.run import RunDir
 
 BUNDLE_NAME = "generator.safetensors"
-BUNDLE_SHA256 = "4fcc49d061c931bfe5f85dbd42e397be6bf753a512963f29518c7aa56838c9d8"
+BUNDLE_SHA256 = "ea1eff1a4703878dc9f9b20ed9900a8c734e52adba49d1b9a8e42bc45d947083"
 
 
 def bundle_path() -> Path:
