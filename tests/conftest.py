@@ -111,13 +111,14 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def tiny_cdcgan_run(tmp_path_factory) -> Path:
-    """A class-conditional DCGAN trained 3 steps on fake data: bad digits, a real checkpoint."""
+def tiny_cdcgan_run(tmp_path_factory, *args: str) -> Path:
+    """A class-conditional DCGAN trained 3 steps on fake data: bad digits, a real checkpoint.
+    `args` go to `mnistgan train` as well (e.g. a `--config`)."""
     from mnistgan.cli import main
 
     root = tmp_path_factory.mktemp("data")
     write_fake(root / "MNIST" / "raw", fake_arrays())
     out = tmp_path_factory.mktemp("runs") / "cdcgan"
     main(["train", "--preset", "cdcgan", "--dataset", "idx", "--data-dir", str(root),
-          "--out", str(out), "--max-steps", "3", "--batch-size", "16", "--log-every", "1"])
+          "--out", str(out), "--max-steps", "3", "--batch-size", "16", "--log-every", "1", *args])
     return out

@@ -138,8 +138,7 @@ def test_g_step_skips_ds_weight_gradients_and_keeps_gs_exact(fake_data):
     # G's gradient through a D that computes its own weight gradients as well ...
     t.G.zero_grad(set_to_none=True)
     logits, classes = t.D(t.G(z, y), y, classes=True)
-    aux = torch.nn.functional.cross_entropy(classes, y)
-    (t.loss.g_loss(logits) + t.aux_weight * aux).backward()
+    (t.loss.g_loss(logits) + t.aux_weight_g * t.class_loss_g(classes, y)).backward()
     want = [p.grad.clone() for p in t.G.parameters()]
     assert all(p.grad is not None for p in t.D.parameters())
     # ... equals the G step's, through a frozen D that computes none.
